@@ -1,0 +1,68 @@
+"""Command-line helpers shared by every entry point.
+
+Each flag is accepted in both spellings, `--num_classes` (the training guide's) and `--num-classes`
+(Ray's CLI style). Dataclass fields become flags with their types, so a new config field is a new flag
+with no other edit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from typing import Any
+
+
+def flag_names(name: str) -> list[str]:
+    """`num_classes` -> ['--num_classes', '--num-classes'] (one spelling if the name has no '_')."""
+    under, hyphen = "--" + name.replace("-", "_"), "--" + name.replace("_", "-")
+    return [under] if under == hyphen else [under, hyphen]
+
+
+def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs) -> None:
+    kwargs.setdefault("dest", name.replace("-", "_"))
+    parser.add_argument(*flag_names(name), **kwargs)
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """A flag per field of dataclass `cls`, defaulting to None (= "not given", so presets and config
+    files can fill it). Booleans get `--x/--no-x`. Returns the field names added."""
+    hints = typing.get_type_hints(cls)
+    added = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_ = f"(default: {default})"
+        choices = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
+        if tp is bool:
+            parser.add_argument(
+                *flag_names(f.name),
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_,
+            )
+        elif choices:
+            add_flag(parser, f.name, type=type(choices[0]), choices=choices, default=None, help=help_)
+        elif tp in (int, float, str):
+            add_flag(parser, f.name, type=tp, default=None, help=help_)
+        else:
+            continue  # structured fields are not flags
+        added.append(f.name)
+    return added
+
+
+def given(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """The subset of `names` the user actually passed on the command line."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def fail(message: str, code: int = 2) -> typing.NoReturn:
+    """One line on stderr and a non-zero exit: how every entry point reports a user's mistake."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
