@@ -1,0 +1,357 @@
+"""The feature cache: one Arrow IPC file per (source files, feature settings), memory-mapped on load.
+
+`prepare(data_root, cfg)` is the one call training and sweeps make: it discovers the files, and either
+loads the matching cache (no decoding; arrays are read-only views of the memory-mapped file) or
+extracts every recording in parallel worker processes and writes the cache atomically.
+
+The cache key covers each media file's relative path, size and modification time, every
+`FeatureConfig` field and `EXTRACTOR_VERSION`: touching a file or changing a setting rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from emo.config import FeatureConfig
+from emo.data.catalog import Catalog, Recording, discover
+from emo.data.features import ClipFeatures, extract_recording
+from emo.data.labels import class_names, labels_of
+from emo.paths import cache_root
+
+# Bump when extraction changes in a way FeatureConfig does not capture: old caches then rebuild.
+EXTRACTOR_VERSION = 1
+_META_KEY = b"emo.features"
+_FIELDS = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
+
+
+class CacheError(RuntimeError):
+    """A cache file that cannot be used (unreadable, wrong schema, wrong shapes); it is rebuilt."""
+
+
+@dataclass
+class FeatureSet:
+    """The extracted features of a RAVDESS folder: one row per recording.
+
+    `audio` (N, n_mels, frames) float32 and `video` (N, T, S, S, 3) uint8 are read-only numpy views of
+    the memory-mapped cache (None when no clip has that stream); rows without a stream hold zeros and
+    have `has_audio` / `has_video` False.
+    """
+
+    table: pa.Table
+    config: FeatureConfig
+    root: Path
+    path: Path
+    skipped: list[dict]  # {"path", "reason"}: files not used, relative to root
+    notes: list[dict]  # {"path", "note"}: files used, with something worth knowing
+    from_cache: bool
+    seconds: float  # wall time of `prepare`
+    audio: np.ndarray | None = field(repr=False, default=None)
+    video: np.ndarray | None = field(repr=False, default=None)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def column(self, name: str) -> np.ndarray:
+        return self.table.column(name).to_numpy()
+
+    @property
+    def actors(self) -> np.ndarray:
+        return self.column("actor").astype(np.int64)
+
+    @property
+    def emotions(self) -> np.ndarray:
+        return self.column("emotion").astype(np.int64)
+
+    @property
+    def has_audio(self) -> np.ndarray:
+        return self.column("has_audio")
+
+    @property
+    def has_video(self) -> np.ndarray:
+        return self.column("has_video")
+
+    def labels(self, num_classes: int) -> np.ndarray:
+        return labels_of(self.emotions, num_classes)
+
+    def summary(self) -> dict:
+        """Counts a person wants to see: per class, actor, modality and crop; skips; cache size."""
+        names = class_names(8)
+        modality = np.where(
+            self.has_audio & self.has_video,
+            "audio+video",
+            np.where(self.has_audio, "audio only", "video only"),
+        )
+        return {
+            "clips": len(self),
+            "per_class": {names[k]: v for k, v in sorted(Counter(self.labels(8).tolist()).items())},
+            "per_actor": {f"{a:02d}": v for a, v in sorted(Counter(self.actors.tolist()).items())},
+            "per_modality": dict(sorted(Counter(modality.tolist()).items())),
+            "crop": dict(sorted(Counter(c for c in self.column("crop").tolist() if c).items())),
+            "skipped": self.skipped,
+            "notes": self.notes,
+            "cache_path": str(self.path),
+            "cache_bytes": self.path.stat().st_size,
+            "from_cache": self.from_cache,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def default_cache_dir() -> Path:
+    return cache_root() / "features"
+
+
+def _sha(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def cache_path(catalog: Catalog, cfg: FeatureConfig, cache_dir: Path) -> Path:
+    """`<root name>-<root+settings hash>-<files hash>.arrow`: files of one root and settings share a
+    prefix, so a rebuild after a file changed can remove the stale file it replaces."""
+    root = catalog.root.resolve()
+    settings = _sha({"root": str(root), "config": cfg.to_dict(), "version": EXTRACTOR_VERSION})[:8]
+    files = []
+    for p in sorted(catalog.files()):
+        st = p.stat()
+        files.append((str(p.relative_to(catalog.root)), st.st_size, st.st_mtime_ns))
+    return cache_dir / f"{root.name}-{settings}-{_sha(files)[:16]}.arrow"
+
+
+def prepare(
+    data_root: str | Path,
+    cfg: FeatureConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    rebuild: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> FeatureSet:
+    """Build or load the feature cache of `data_root`. See the module docstring."""
+    t0 = time.perf_counter()
+    cfg = cfg or FeatureConfig()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    catalog = discover(data_root)
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    path = cache_path(catalog, cfg, cache_dir)
+    if path.exists() and not rebuild:
+        try:
+            return load(path, catalog, cfg, seconds_since=t0)
+        except CacheError as e:
+            log(f"feature cache {path} is unusable ({e}); rebuilding it")
+    results = extract_all(catalog, cfg, workers=workers, progress=progress)
+    write(path, catalog, cfg, results, build_seconds=time.perf_counter() - t0)
+    for stale in cache_dir.glob(path.name.rsplit("-", 1)[0] + "-*.arrow"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+            log(f"removed stale feature cache {stale.name} (source files changed)")
+    fs = load(path, catalog, cfg, seconds_since=t0)
+    fs.from_cache = False
+    return fs
+
+
+# --------------------------------------------------------------------------------------------- build
+
+
+def _init_worker() -> None:
+    # Each process gets one core's worth of work: no intra-op threads fighting the other workers.
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _extract(rec: Recording, cfg: FeatureConfig, decode_threads: int) -> ClipFeatures:
+    audio = [str(p) for p in rec.audio_sources()]
+    video = [str(p) for p in rec.video_sources()]
+    try:
+        return extract_recording(rec.recording, audio, video, cfg, decode_threads=decode_threads)
+    except Exception as e:  # noqa: BLE001 - one odd file must never end a whole extraction
+        out = ClipFeatures(recording=rec.recording)
+        out.problems = [
+            (p, f"unexpected error: {type(e).__name__}: {e}") for p in dict.fromkeys(audio + video)
+        ]
+        return out
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def extract_all(
+    catalog: Catalog, cfg: FeatureConfig, *, workers: int | None = None, progress: bool = True
+) -> list[ClipFeatures]:
+    """Extract every recording of `catalog`, in `workers` processes (default: every usable core)."""
+    recs = catalog.recordings
+    workers = max(1, min(workers or usable_cores(), len(recs)))
+    bar = tqdm(
+        total=len(recs), desc="extracting features", unit="clip", disable=not progress, file=sys.stderr
+    )
+    results: list[ClipFeatures | None] = [None] * len(recs)
+    if workers == 1:
+        for i, rec in enumerate(recs):
+            results[i] = _extract(rec, cfg, decode_threads=0)
+            bar.update()
+    else:
+        # fork where there is one (Linux), as torch's DataLoader does: workers start at once and no
+        # `__main__` is re-imported (spawn fails for code run from stdin or an unguarded script).
+        # Workers set one thread for torch and OpenCV first thing, so no inherited pool is used.
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = {pool.submit(_extract, rec, cfg, 1): i for i, rec in enumerate(recs)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update()
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _assemble(catalog: Catalog, results: list[ClipFeatures]) -> tuple[list[int], list[dict], list[dict]]:
+    """Which recordings are kept, which files are skipped (unused, with reasons) and which have notes."""
+    keep, skipped, notes = [], [], []
+    root = catalog.root
+    for i, (rec, res) in enumerate(zip(catalog.recordings, results, strict=True)):
+        used = {res.audio_file, res.video_file} - {None}
+        reasons: dict[str, list[str]] = {}
+        for f, why in res.problems:
+            reasons.setdefault(f, []).append(why)
+        for f in map(str, rec.files.values()):
+            if f in reasons:
+                entry = {"path": str(Path(f).relative_to(root)), "reason": "; ".join(reasons[f])}
+                if f in used:
+                    notes.append({"path": entry["path"], "note": entry["reason"]})
+                else:
+                    skipped.append(entry)
+        if used:
+            keep.append(i)
+    return keep, skipped, notes
+
+
+def write(
+    path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFeatures], build_seconds: float
+):
+    """Write the cache as one record batch (so loads map each column as one contiguous array), to a
+    temporary file renamed into place: a crash never leaves a half-written cache under the real name."""
+    keep, skipped, notes = _assemble(catalog, results)
+    recs = [catalog.recordings[i] for i in keep]
+    res = [results[i] for i in keep]
+    n = len(res)
+    root = catalog.root
+
+    def rel(p: str | None) -> str | None:
+        return None if p is None else str(Path(p).relative_to(root))
+
+    cols: dict[str, pa.Array] = {"recording": pa.array([r.recording for r in recs], pa.string())}
+    for f in _FIELDS:
+        cols[f] = pa.array([getattr(r.name, f) for r in recs], pa.int8())
+    cols["has_audio"] = pa.array([x.audio is not None for x in res], pa.bool_())
+    cols["has_video"] = pa.array([x.video is not None for x in res], pa.bool_())
+    cols["audio_file"] = pa.array([rel(x.audio_file) for x in res], pa.string())
+    cols["video_file"] = pa.array([rel(x.video_file) for x in res], pa.string())
+    cols["audio_seconds"] = pa.array([x.audio_seconds for x in res], pa.float32())
+    cols["video_frames"] = pa.array([x.video_frames for x in res], pa.int32())
+    cols["crop"] = pa.array([x.crop for x in res], pa.string())
+    if any(x.audio is not None for x in res):
+        audio = np.zeros((n, *cfg.audio_shape), np.float32)
+        for i, x in enumerate(res):
+            if x.audio is not None:
+                audio[i] = x.audio
+        cols["audio"] = pa.FixedShapeTensorArray.from_numpy_ndarray(audio)
+    if any(x.video is not None for x in res):
+        video = np.zeros((n, *cfg.video_shape), np.uint8)
+        for i, x in enumerate(res):
+            if x.video is not None:
+                video[i] = x.video
+        cols["video"] = pa.FixedShapeTensorArray.from_numpy_ndarray(video)
+    meta = {
+        "version": EXTRACTOR_VERSION,
+        "config": cfg.to_dict(),
+        "root": str(root.resolve()),
+        "source_files": len(catalog.files()),
+        # Both lists, so the file alone tells what went into it; on load the name-level list is
+        # re-derived from the folder as it is now.
+        "skipped_by_name": [s.to_dict() for s in catalog.skipped],
+        "skipped_by_content": skipped,
+        "notes": notes,
+        "build_seconds": round(build_seconds, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(n, 1))
+            # (the writer closes before the file: the footer is written, then we sync it to disk)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+
+def _tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> np.ndarray | None:
+    if name not in table.column_names:
+        return None
+    col = table.column(name)
+    if col.num_chunks != 1 or not isinstance(col.type, pa.FixedShapeTensorType):
+        raise CacheError(f"column {name!r} is not one fixed-shape tensor chunk")
+    if tuple(col.type.shape) != shape or col.type.value_type != pa.from_numpy_dtype(dtype):
+        raise CacheError(f"column {name!r} has shape {tuple(col.type.shape)}, expected {shape}")
+    arr = col.chunk(0).to_numpy_ndarray()  # zero-copy view of the mapped file
+    if arr.shape != (table.num_rows, *shape):
+        raise CacheError(f"column {name!r} holds {arr.shape[0]} rows, table has {table.num_rows}")
+    return arr
+
+
+def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float | None = None) -> FeatureSet:
+    """Memory-map a cache file written by `write` and check it matches `cfg`. Raises CacheError."""
+    t0 = seconds_since if seconds_since is not None else time.perf_counter()
+    try:
+        # The map stays open for as long as any array views it (Arrow buffers hold a reference).
+        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        meta = json.loads(table.schema.metadata[_META_KEY])
+    except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
+        raise CacheError(f"unreadable: {e}") from e
+    if meta.get("version") != EXTRACTOR_VERSION or meta.get("config") != cfg.to_dict():
+        raise CacheError("written with other feature settings")
+    missing = {"recording", *_FIELDS, "has_audio", "has_video", "crop"} - set(table.column_names)
+    if missing:
+        raise CacheError(f"missing column(s) {sorted(missing)}")
+    audio = _tensor_column(table, "audio", cfg.audio_shape, np.float32)
+    video = _tensor_column(table, "video", cfg.video_shape, np.uint8)
+    return FeatureSet(
+        table=table,
+        config=cfg,
+        root=catalog.root,
+        path=path,
+        skipped=[s.to_dict() for s in catalog.skipped] + meta["skipped_by_content"],
+        notes=meta["notes"],
+        from_cache=True,
+        seconds=time.perf_counter() - t0,
+        audio=audio,
+        video=video,
+    )

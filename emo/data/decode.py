@@ -1,0 +1,136 @@
+"""Decode RAVDESS media with PyAV (FFmpeg): audio as mono float32 at a target rate, video as RGB frames.
+
+torchvision 0.26 has no `io.read_video` and `torchaudio.load` needs torchcodec, so PyAV does the
+decoding; torchaudio does the resampling. Every failure raises `DecodeError` whose message is the
+reason a person reads in the skip list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+# Peak below this (about -100 dBFS) is digital silence: RAVDESS video-only mp4s carry such a track.
+SILENCE_PEAK = 1e-5
+
+
+class DecodeError(RuntimeError):
+    """A file that cannot be decoded; `str(err)` is the reason."""
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise DecodeError(f"cannot open as media ({_ffmpeg_reason(e)})") from e
+    except OSError as e:
+        raise DecodeError(f"cannot open: {e.strerror or e}") from e
+
+
+def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
+    # PyAV messages end with the path; the reason is the part before it.
+    msg = getattr(e, "strerror", None) or str(e)
+    return msg.split(": '")[0]
+
+
+def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Decode the first audio stream of `path` to mono float32 in [-1, 1] at `sample_rate`.
+
+    Returns shape (samples,). Raises `DecodeError` if there is no audio stream or it cannot be decoded.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise DecodeError("no audio stream")
+        stream = container.streams.audio[0]
+        # Planar float keeps channels apart so we can average them; rate and layout stay as they are.
+        resampler = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        native_rate = stream.codec_context.sample_rate or stream.rate
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())  # (channels, samples)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as e:
+            raise DecodeError(f"audio decode error ({_ffmpeg_reason(e)})") from e
+    if not chunks or not native_rate:
+        raise DecodeError("audio stream holds no samples")
+    wave = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32)  # mono: (samples,)
+    if native_rate != sample_rate:
+        wave = AF.resample(torch.from_numpy(wave), native_rate, sample_rate).numpy()
+    return wave
+
+
+def is_silent(wave: np.ndarray) -> bool:
+    return wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK
+
+
+def count_video_frames(path: str | Path) -> int:
+    """Frames in the first video stream, from the container if it says, else by decoding."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise DecodeError("no video stream")
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        try:
+            return sum(1 for _ in container.decode(stream))
+        except av.error.FFmpegError as e:
+            raise DecodeError(f"video decode error ({_ffmpeg_reason(e)})") from e
+
+
+def decode_video(path: str | Path, num_frames: int, threads: int = 0) -> tuple[np.ndarray, int]:
+    """Decode `num_frames` RGB frames sampled evenly over the first video stream of `path`.
+
+    Returns (frames (T, H, W, 3) uint8, frames in the stream). Only the chosen frames are converted
+    to RGB; the rest are decoded and dropped (H.264 cannot skip them). If the stream holds fewer frames
+    than its header says (a truncated file), the frames actually there are sampled instead.
+    `threads=0` lets FFmpeg choose; pass 1 in worker processes that already share the cores.
+    """
+    path = Path(path)
+    total = count_video_frames(path)
+    frames, decoded = _decode_at(path, sample_indices(total, num_frames), threads)
+    if decoded < total:  # the header promised more than the file holds: resample what is there
+        if decoded == 0:
+            raise DecodeError(f"no decodable video frame (header says {total})")
+        total = decoded
+        frames, decoded = _decode_at(path, sample_indices(total, num_frames), threads)
+    return frames, total
+
+
+def sample_indices(total: int, num: int) -> np.ndarray:
+    """`num` frame indices spread evenly over `total` frames (centres of `num` equal segments)."""
+    if total <= 0:
+        raise DecodeError("video stream holds no frames")
+    return np.minimum(((np.arange(num) + 0.5) * total / num).astype(np.int64), total - 1)
+
+
+def _decode_at(path: Path, indices: np.ndarray, threads: int) -> tuple[np.ndarray, int]:
+    wanted: dict[int, list[int]] = {}
+    for slot, idx in enumerate(indices.tolist()):
+        wanted.setdefault(idx, []).append(slot)  # a short video repeats frames
+    out: list[np.ndarray | None] = [None] * len(indices)
+    decoded = 0
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        try:
+            for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
+                if i in wanted:
+                    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+                    for slot in wanted[i]:
+                        out[slot] = rgb
+        except av.error.FFmpegError:
+            pass  # a truncated tail: keep what decoded; the caller resamples over `decoded` frames
+    if any(f is None for f in out):
+        return np.empty(0, np.uint8), decoded
+    return np.stack(out), decoded
