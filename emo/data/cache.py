@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,9 +30,11 @@ from tqdm import tqdm
 
 from emo.config import FeatureConfig
 from emo.data.catalog import Catalog, Recording, discover
-from emo.data.features import ClipFeatures, extract_recording
 from emo.data.labels import class_names, labels_of
 from emo.paths import cache_root
+
+if TYPE_CHECKING:  # extraction needs torch, torchaudio and OpenCV; a cache hit needs none of them
+    from emo.data.features import ClipFeatures
 
 # Bump when extraction changes in a way FeatureConfig does not capture: old caches then rebuild.
 EXTRACTOR_VERSION = 1
@@ -177,6 +180,8 @@ def _init_worker() -> None:
 
 
 def _extract(rec: Recording, cfg: FeatureConfig, decode_threads: int) -> ClipFeatures:
+    from emo.data.features import ClipFeatures, extract_recording
+
     audio = [str(p) for p in rec.audio_sources()]
     video = [str(p) for p in rec.video_sources()]
     try:

@@ -16,6 +16,10 @@ import torchaudio.functional as AF
 
 # Peak below this (about -100 dBFS) is digital silence: RAVDESS video-only mp4s carry such a track.
 SILENCE_PEAK = 1e-5
+# A stream that decodes to less than this share of what its header promises is truncated or corrupt:
+# skipped rather than used, since its features would not cover the same span as its neighbours'.
+# (Headers can be off by a frame or two on good files, so the check is not exact.)
+MIN_DECODED_SHARE = 0.9
 
 
 class DecodeError(RuntimeError):
@@ -51,6 +55,8 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         resampler = av.AudioResampler(format="fltp")
         chunks: list[np.ndarray] = []
         native_rate = stream.codec_context.sample_rate or stream.rate
+        declared = float(stream.duration * stream.time_base) if stream.duration else None
+        error = None
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
@@ -58,7 +64,14 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray())
         except av.error.FFmpegError as e:
-            raise DecodeError(f"audio decode error ({_ffmpeg_reason(e)})") from e
+            error = _ffmpeg_reason(e)  # a glitch in the last packet of a good file is tolerated
+    got = sum(c.shape[1] for c in chunks) / native_rate if native_rate else 0.0
+    # A file cut short may end without any decoder error: compare with what the header declares.
+    if (declared and got < MIN_DECODED_SHARE * declared) or (error and not declared):
+        of = f" of {declared:.2f} s" if declared else ""
+        raise DecodeError(
+            f"audio truncated or corrupt: {got:.2f} s{of} decode" + (f" ({error})" if error else "")
+        )
     if not chunks or not native_rate:
         raise DecodeError("audio stream holds no samples")
     wave = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32)  # mono: (samples,)
@@ -90,16 +103,17 @@ def decode_video(path: str | Path, num_frames: int, threads: int = 0) -> tuple[n
     """Decode `num_frames` RGB frames sampled evenly over the first video stream of `path`.
 
     Returns (frames (T, H, W, 3) uint8, frames in the stream). Only the chosen frames are converted
-    to RGB; the rest are decoded and dropped (H.264 cannot skip them). If the stream holds fewer frames
-    than its header says (a truncated file), the frames actually there are sampled instead.
+    to RGB; the rest are decoded and dropped (H.264 cannot skip them). A stream that decodes to fewer
+    frames than `MIN_DECODED_SHARE` of its header's count is truncated: `DecodeError`. One a frame or
+    two short of its header is sampled again over the frames that are really there.
     `threads=0` lets FFmpeg choose; pass 1 in worker processes that already share the cores.
     """
     path = Path(path)
     total = count_video_frames(path)
     frames, decoded = _decode_at(path, sample_indices(total, num_frames), threads)
-    if decoded < total:  # the header promised more than the file holds: resample what is there
-        if decoded == 0:
-            raise DecodeError(f"no decodable video frame (header says {total})")
+    if decoded < total:
+        if decoded < MIN_DECODED_SHARE * total:
+            raise DecodeError(f"video truncated or corrupt: {decoded} of {total} frames decode")
         total = decoded
         frames, decoded = _decode_at(path, sample_indices(total, num_frames), threads)
     return frames, total

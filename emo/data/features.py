@@ -78,8 +78,9 @@ def audio_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 def _vad_trim(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Trim leading and trailing silence with torchaudio's VAD (it trims the front; flip for the back)."""
     trimmed = AF.vad(x, sample_rate)
-    trimmed = AF.vad(trimmed.flip(-1), sample_rate).flip(-1)
-    return trimmed if trimmed.numel() > 0 else x  # all "silence": keep the clip rather than lose it
+    if trimmed.numel() == 0:  # nothing it calls speech (e.g. a pure tone): keep the clip, untrimmed
+        return x
+    return AF.vad(trimmed.flip(-1), sample_rate).flip(-1)
 
 
 @cache

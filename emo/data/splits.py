@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 SPLIT_MODES = ("actor", "stratified")
 # Fractions of actors (actor mode) or clips (stratified mode). For the 24 RAVDESS actors this gives
@@ -102,6 +101,8 @@ def stratified_split(
     if labels.size == 0 or present.min() < 3:
         least = int(present.min()) if present.size else 0
         raise SplitError(f"a stratified split needs at least 3 clips of every class; the rarest has {least}")
+    from sklearn.model_selection import train_test_split  # 4 s to import: only when asked for
+
     idx = np.arange(labels.size)
     try:
         trainval, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)

@@ -1,0 +1,127 @@
+"""The feature cache: loads decode nothing, any change rebuilds, arrays are read-only memory maps."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import emo.data.cache as cache_mod
+from emo.config import feature_preset
+from emo.data import prepare
+from tests.media import tone, write_mp4, write_wav
+
+CFG = feature_preset("demo")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def small_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for actor in (1, 2):
+        for emotion in (1, 3, 5):
+            code = f"01-{emotion:02d}-01-01-01-{actor:02d}"
+            audio = tone(2.0, 16_000, freq=150 * emotion + 20 * actor)
+            write_mp4(root / f"Actor_{actor:02d}" / f"01-{code}.mp4", frames=20, audio=audio, seed=emotion)
+            write_wav(root / f"Actor_{actor:02d}" / f"03-{code}.wav", audio)
+    return root
+
+
+def _no_extraction(*args, **kwargs):
+    raise AssertionError("the cache should have been used: extraction was called")
+
+
+def test_second_load_decodes_nothing_and_maps_read_only(small_root, tmp_path, monkeypatch):
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=2, progress=False)
+    assert not first.from_cache and len(first) == 6
+    # Any extraction or decoding from here on fails the test.
+    monkeypatch.setattr(cache_mod, "extract_all", _no_extraction)
+    monkeypatch.setattr("emo.data.features.decode_audio", _no_extraction)
+    monkeypatch.setattr("emo.data.features.decode_video", _no_extraction)
+    allocated = pa.total_allocated_bytes()
+    second = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=2, progress=False)
+    assert second.from_cache and second.path == first.path
+    # zero-copy: Arrow allocated nothing for the arrays; numpy views memory it does not own
+    assert pa.total_allocated_bytes() - allocated < 64 * 1024
+    for arr in (second.audio, second.video):
+        assert not arr.flags.writeable and not arr.flags.owndata
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 0
+    np.testing.assert_array_equal(second.audio, first.audio)
+    np.testing.assert_array_equal(second.video, first.video)
+    assert second.audio.shape == (6, *CFG.audio_shape) and second.video.shape == (6, *CFG.video_shape)
+
+
+def test_touched_file_rebuilds_and_replaces_the_stale_cache(small_root, tmp_path):
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    wav = next(small_root.rglob("03-*.wav"))
+    st = wav.stat()
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    logs: list[str] = []
+    second = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False, log=logs.append)
+    assert not second.from_cache and second.path != first.path
+    assert not first.path.exists() and any("stale" in m for m in logs)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [second.path.name]  # no temp files left
+
+
+def test_changed_setting_rebuilds_and_keeps_the_other(small_root, tmp_path):
+    a = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    b = prepare(small_root, CFG.replace(n_mels=16), cache_dir=tmp_path / "c", workers=1, progress=False)
+    assert not b.from_cache and b.path != a.path and a.path.exists()
+    assert b.audio.shape[1] == 16
+    assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_cache_is_detected_and_rebuilt(small_root, tmp_path, damage):
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    data = first.path.read_bytes()
+    expected_audio = np.array(first.audio)
+    del first
+    cache_file = next((tmp_path / "c").glob("*.arrow"))
+    cache_file.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * len(data))
+    logs: list[str] = []
+    again = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False, log=logs.append)
+    assert not again.from_cache
+    assert any("unusable" in m and "rebuilding" in m for m in logs), logs
+    np.testing.assert_array_equal(again.audio, expected_audio)
+
+
+def test_cli_prepare_prints_summary(small_root, tmp_path):
+    env = {**os.environ, "EMO_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "emo.data", "prepare", "--data-root", str(small_root), "--preset", "demo"]
+    out = subprocess.run(cmd + ["--quiet"], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "6 clips from" in out.stdout and "built" in out.stdout
+    assert "per class:    neutral 2, happy 2, angry 2" in out.stdout
+    assert "per actor:    01: 3, 02: 3" in out.stdout
+    assert "per modality: audio+video 6" in out.stdout
+    assert "skipped files: 0" in out.stdout and "cache: " in out.stdout
+    again = subprocess.run(cmd + ["--quiet", "--json"], capture_output=True, text=True, env=env, cwd=REPO)
+    assert '"from_cache": true' in again.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data_root", "/definitely/not/here"], "error: data root '/definitely/not/here' does not exist"),
+        (["--n_mels", "0"], "error: FeatureConfig.n_mels must be > 0"),
+        (["--workers", "0"], "error: --workers must be >= 1"),
+        (["--preset", "huge"], "invalid choice: 'huge'"),
+    ],
+)
+def test_cli_bad_input_is_one_line_no_traceback(args, message, small_root, tmp_path):
+    if "--data_root" not in args:
+        args = ["--data_root", str(small_root), *args]
+    out = subprocess.run(
+        [sys.executable, "-m", "emo.data", "prepare", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "EMO_CACHE_DIR": str(tmp_path)},
+    )
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,127 @@
+"""Every bad case the data layer knows, each beside good files in a generated folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emo.config import feature_preset
+from emo.data import DataRootError, discover, prepare
+from tests.media import tone, write_mp4, write_wav
+
+CFG = feature_preset("demo")
+
+
+def _good(root: Path, code: str, seed: int) -> None:
+    """A good recording: an audio-video mp4 and its audio-only wav."""
+    audio = tone(2.0, 16_000, freq=200 + 40 * seed)
+    write_mp4(root / "Actor_01" / f"01-{code}.mp4", frames=30, audio=audio, seed=seed)
+    write_wav(root / "Actor_01" / f"03-{code}.wav", audio)
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("messy")
+    a1 = root / "Actor_01"
+    _good(root, "01-01-01-01-01-01", 0)
+    _good(root, "01-02-01-01-01-01", 1)
+    # truncated mp4 whose index (moov) is at the front, as in real RAVDESS: it opens, then runs dry
+    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000), faststart=True).read_bytes()
+    (root / "tmp.mp4").unlink()
+    (a1 / "01-01-03-01-01-01-01.mp4").write_bytes(full[: len(full) // 2])
+    # truncated mp4 with the index at the end: the index is gone
+    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000)).read_bytes()
+    (root / "tmp.mp4").unlink()
+    (a1 / "01-01-03-02-01-01-01.mp4").write_bytes(full[: len(full) // 2])
+    (a1 / "03-01-04-01-01-01-01.wav").write_bytes(b"")  # zero-byte wav
+    (a1 / "01-01-05-01-01-01-01.mp4").write_text("this is not a video\n")  # text named .mp4
+    write_mp4(a1 / "01-01-06-01-01-01-01.mp4", frames=30, audio=None)  # AV name, no audio stream
+    write_mp4(a1 / "02-01-07-01-01-01-01.mp4", frames=2, audio=None)  # 2-frame video
+    write_wav(a1 / "01-01-09-01-01-01-01.wav", tone(1.0, 16_000))  # invalid emotion 09 (and modality)
+    write_wav(a1 / "03-01-09-01-01-01-01.wav", tone(1.0, 16_000))  # invalid emotion 09
+    write_wav(a1 / "03-01-08-01-01-01-01_1.wav", tone(1.0, 16_000))  # suffix after the code
+    # a recording whose mp4 is broken but whose wav is fine: kept, audio only
+    (a1 / "01-01-08-02-01-01-01.mp4").write_text("garbage")
+    write_wav(a1 / "03-01-08-02-01-01-01.wav", tone(2.0, 16_000, freq=500))
+    # an mp4 whose audio track is digital silence: kept, video only, with a note
+    write_mp4(a1 / "01-01-02-02-02-02-01.mp4", frames=30, audio=np.zeros(32_000, np.float32))
+    (a1 / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "README.md").write_text("my notes")
+    (a1 / "notes.txt").write_text("x")
+    return root
+
+
+EXPECTED_SKIPS = {
+    "Actor_01/01-01-03-01-01-01-01.mp4": "truncated or corrupt",
+    "Actor_01/01-01-03-02-01-01-01.mp4": "cannot open as media",
+    "Actor_01/03-01-04-01-01-01-01.wav": "empty file (0 bytes)",
+    "Actor_01/01-01-05-01-01-01-01.mp4": "cannot open as media",
+    "Actor_01/02-01-07-01-01-01-01.mp4": "too short (2 frames; need at least 8)",
+    "Actor_01/01-01-09-01-01-01-01.wav": "invalid emotion code 09",
+    "Actor_01/03-01-09-01-01-01-01.wav": "invalid emotion code 09",
+    "Actor_01/03-01-08-01-01-01-01_1.wav": "text after the 7-field code ('_1')",
+    "Actor_01/01-01-08-02-01-01-01.mp4": "cannot open as media",
+    "Actor_01/.DS_Store": "hidden or system file",
+    "Actor_01/notes.txt": "not a media file",
+    "README.md": "not a media file",
+}
+
+
+def test_every_bad_file_is_skipped_with_its_reason_and_good_files_load(messy, tmp_path):
+    fs = prepare(messy, CFG, cache_dir=tmp_path, workers=2, progress=False)
+    reasons = {s["path"]: s["reason"] for s in fs.skipped}
+    for path, reason in EXPECTED_SKIPS.items():
+        assert path in reasons, f"{path} not listed as skipped"
+        assert reason in reasons[path], (path, reasons[path])
+    assert len(reasons) == len(fs.skipped) == len(EXPECTED_SKIPS), "each skipped file listed once"
+
+    rows = {r: i for i, r in enumerate(fs.table.column("recording").to_pylist())}
+    assert set(rows) == {
+        "01-01-01-01-01-01",  # good
+        "01-02-01-01-01-01",  # good
+        "01-06-01-01-01-01",  # no audio stream: video only
+        "01-08-02-01-01-01",  # broken mp4, good wav: audio only
+        "01-02-02-02-02-01",  # silent audio track: video only
+    }
+    for rec in ("01-01-01-01-01-01", "01-02-01-01-01-01"):
+        i = rows[rec]
+        assert fs.has_audio[i] and fs.has_video[i]
+        assert np.abs(fs.audio[i]).sum() > 0 and fs.video[i].std() > 0
+    i = rows["01-06-01-01-01-01"]
+    assert not fs.has_audio[i] and fs.has_video[i] and not fs.audio[i].any()
+    i = rows["01-08-02-01-01-01"]
+    assert fs.has_audio[i] and not fs.has_video[i] and not fs.video[i].any()
+    assert fs.table.column("audio_file")[i].as_py() == "Actor_01/03-01-08-02-01-01-01.wav"
+    notes = {n["path"]: n["note"] for n in fs.notes}
+    assert notes == {
+        "Actor_01/01-01-06-01-01-01-01.mp4": "audio: no audio stream",
+        "Actor_01/01-01-02-02-02-02-01.mp4": "audio: all-zero track (digital silence), counted as no audio",
+    }
+
+
+def test_skip_reasons_are_stored_in_the_cache_metadata(messy, tmp_path):
+    import json
+
+    import pyarrow as pa
+
+    fs = prepare(messy, CFG, cache_dir=tmp_path, workers=1, progress=False)
+    meta = json.loads(pa.ipc.open_file(pa.memory_map(str(fs.path))).schema.metadata[b"emo.features"])
+    stored = {s["path"] for s in meta["skipped_by_name"] + meta["skipped_by_content"]}
+    assert stored == set(EXPECTED_SKIPS)
+    again = prepare(messy, CFG, cache_dir=tmp_path, workers=1, progress=False)
+    assert again.from_cache and again.skipped == fs.skipped
+
+
+def test_empty_and_missing_roots_are_clear_errors(tmp_path):
+    with pytest.raises(DataRootError, match="does not exist"):
+        discover(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataRootError, match="is empty"):
+        prepare(tmp_path / "empty", CFG, cache_dir=tmp_path)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.txt").write_text("x")
+    with pytest.raises(DataRootError, match="no RAVDESS file"):
+        discover(tmp_path / "junk")
+    (tmp_path / "file.mp4").write_text("x")
+    with pytest.raises(DataRootError, match="not a folder"):
+        discover(tmp_path / "file.mp4")

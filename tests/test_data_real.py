@@ -1,0 +1,93 @@
+"""The data layer on real RAVDESS recordings (../shared/ravdess; skipped with the reason if absent)."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from emo.config import FeatureConfig
+from emo.data import actor_split, discover, prepare
+from emo.data.decode import DecodeError, decode_audio, decode_video, is_silent
+from emo.data.naming import parse_name
+from tests.conftest import RAVDESS, requires_ravdess
+
+pytestmark = requires_ravdess
+
+
+def _originals():
+    return sorted((RAVDESS / "sample").rglob("*.mp4")) + sorted((RAVDESS / "sample").rglob("*.wav"))
+
+
+@pytest.mark.parametrize("path", _originals(), ids=lambda p: p.name)
+def test_every_original_decodes(path):
+    name = parse_name(path.name)
+    if name.modality in (1, 2):
+        frames, total = decode_video(path, 4)
+        assert frames.shape == (4, 720, 1280, 3) and frames.dtype == np.uint8
+        assert 80 <= total <= 130  # ~3-4 s at 29.97 fps
+        assert frames.std() > 10  # a picture, not a blank
+    wave = decode_audio(path, 16_000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert 2.5 < wave.size / 16_000 < 6.0  # RAVDESS clips run ~3-5 s
+    # Video-only files carry an AAC track of digital silence: it must count as no audio.
+    assert is_silent(wave) == (name.modality == 2)
+
+
+def test_reencoded_oddities():
+    odd = RAVDESS / "reencoded"
+    frames, total = decode_video(odd / "01-01-07-02-02-01-01_1.mp4", 8)
+    assert frames.shape[1:] == (480, 640, 3) and total == 120
+    assert not is_silent(decode_audio(odd / "01-01-07-02-02-01-01_1.mp4", 16_000))
+    frames, total = decode_video(odd / "01-01-08-02-01-01-19.mp4", 8)  # MPEG-4 part 2, 720x720
+    assert frames.shape[1:] == (720, 720, 3)
+    with pytest.raises(DecodeError, match="no audio stream"):
+        decode_audio(odd / "01-01-08-02-01-01-19.mp4", 16_000)
+
+
+def test_av_mp4_audio_matches_its_wav():
+    """The 01 mp4's audio and the 03 wav of one recording are the same take."""
+    a = RAVDESS / "sample" / "Actor_05"
+    mp4 = decode_audio(a / "01-01-03-01-01-02-05.mp4", 16_000)
+    wav = decode_audio(a / "03-01-03-01-01-02-05.wav", 16_000)
+    assert abs(mp4.size - wav.size) < 0.02 * 16_000  # AAC priming aside, equal length
+    n = min(mp4.size, wav.size) - 2000
+    # The AAC track lags the PCM by the encoder delay (~33 ms here); aligned, they are the same signal.
+    corr = max(np.corrcoef(mp4[lag : lag + n], wav[:n])[0, 1] for lag in range(0, 2000, 1))
+    assert corr > 0.98
+
+
+def test_sample_pairs_the_three_modalities_of_one_recording():
+    cat = discover(RAVDESS / "sample")
+    assert cat.skipped == []
+    assert len(cat) == 40  # 47 files: 40 recordings, 7 of actor 05 paired with a video file
+    by_rec = {r.recording: r for r in cat.recordings}
+    full = by_rec["01-01-01-02-01-05"]
+    assert sorted(full.files) == [1, 2, 3]
+    assert [p.name[:2] for p in full.audio_sources()] == ["03", "01"]  # wav first: lossless
+    assert [p.name[:2] for p in full.video_sources()] == ["01", "02"]
+    assert sum(len(r.files) for r in cat.recordings) == 47
+
+
+def test_speech16k_catalog_has_720_clips():
+    cat = discover(RAVDESS / "speech16k")
+    assert len(cat) == 720 and cat.skipped == []
+    table = cat.to_table()
+    assert Counter(table.column("actor").to_pylist()) == {a: 60 for a in range(1, 13)}
+    emotions = Counter(table.column("emotion").to_pylist())
+    assert emotions == {1: 48, **{e: 96 for e in range(2, 9)}}  # 4 neutral, 8 of each other per actor
+    split = actor_split(np.array(table.column("actor").to_pylist()))
+    assert split.sizes() == {"train": 480, "val": 60, "test": 180}  # 8 / 1 / 3 actors
+
+
+def test_prepare_real_sample_face_crops(tmp_path):
+    cfg = FeatureConfig(num_frames=4)  # the real-data preset, fewer frames to keep the test quick
+    fs = prepare(RAVDESS / "sample", cfg, cache_dir=tmp_path, workers=2, progress=False)
+    assert len(fs) == 40 and fs.skipped == [] and fs.notes == []
+    assert fs.audio.shape == (40, 64, 351) and fs.video.shape == (40, 4, 112, 112, 3)
+    av = np.flatnonzero(fs.has_video)
+    assert len(av) == 5 and fs.has_audio.all()
+    assert fs.column("crop")[av].tolist() == ["face"] * 5  # the Haar cascade finds every actor-05 face
+    # Audio came from the lossless wav for every recording that has one.
+    assert all(f.split("/")[-1].startswith("03-") for f in fs.column("audio_file").tolist())
+    # log-mel in dB: a real dynamic range, no NaN
+    assert np.isfinite(fs.audio).all() and (fs.audio.max(axis=(1, 2)) - fs.audio.min(axis=(1, 2))).min() > 40
