@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from emo.config import FeatureConfig
 from emo.data.catalog import Catalog, Recording, discover
 from emo.data.labels import class_names, labels_of
+from emo.parallel import one_thread, process_pool, usable_cores
 from emo.paths import cache_root
 
 if TYPE_CHECKING:  # extraction needs torch, torchaudio and OpenCV; a cache hit needs none of them
@@ -170,15 +170,6 @@ def prepare(
 # --------------------------------------------------------------------------------------------- build
 
 
-def _init_worker() -> None:
-    # Each process gets one core's worth of work: no intra-op threads fighting the other workers.
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
 def _extract(rec: Recording, cfg: FeatureConfig, decode_threads: int) -> ClipFeatures:
     from emo.data.features import ClipFeatures, extract_recording
 
@@ -188,17 +179,8 @@ def _extract(rec: Recording, cfg: FeatureConfig, decode_threads: int) -> ClipFea
         return extract_recording(rec.recording, audio, video, cfg, decode_threads=decode_threads)
     except Exception as e:  # noqa: BLE001 - one odd file must never end a whole extraction
         out = ClipFeatures(recording=rec.recording)
-        out.problems = [
-            (p, f"unexpected error: {type(e).__name__}: {e}") for p in dict.fromkeys(audio + video)
-        ]
+        out.problems = [(p, f"unexpected error: {type(e).__name__}: {e}") for p in dict.fromkeys(audio + video)]
         return out
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def extract_all(
@@ -207,21 +189,14 @@ def extract_all(
     """Extract every recording of `catalog`, in `workers` processes (default: every usable core)."""
     recs = catalog.recordings
     workers = max(1, min(workers or usable_cores(), len(recs)))
-    bar = tqdm(
-        total=len(recs), desc="extracting features", unit="clip", disable=not progress, file=sys.stderr
-    )
+    bar = tqdm(total=len(recs), desc="extracting features", unit="clip", disable=not progress, file=sys.stderr)
     results: list[ClipFeatures | None] = [None] * len(recs)
     if workers == 1:
         for i, rec in enumerate(recs):
             results[i] = _extract(rec, cfg, decode_threads=0)
             bar.update()
     else:
-        # fork where there is one (Linux), as torch's DataLoader does: workers start at once and no
-        # `__main__` is re-imported (spawn fails for code run from stdin or an unguarded script).
-        # Workers set one thread for torch and OpenCV first thing, so no inherited pool is used.
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with process_pool(workers, initializer=one_thread) as pool:
             futures = {pool.submit(_extract, rec, cfg, 1): i for i, rec in enumerate(recs)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
@@ -251,9 +226,7 @@ def _assemble(catalog: Catalog, results: list[ClipFeatures]) -> tuple[list[int],
     return keep, skipped, notes
 
 
-def write(
-    path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFeatures], build_seconds: float
-):
+def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFeatures], build_seconds: float):
     """Write the cache as one record batch (so loads map each column as one contiguous array), to a
     temporary file renamed into place: a crash never leaves a half-written cache under the real name."""
     keep, skipped, notes = _assemble(catalog, results)
