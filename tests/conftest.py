@@ -19,3 +19,24 @@ def _isolated_cache(tmp_path_factory):
     if "EMO_CACHE_DIR" not in os.environ:
         os.environ["EMO_CACHE_DIR"] = str(tmp_path_factory.mktemp("emo-cache"))
     yield
+
+
+# A small demo set shared by the training (and later sweep) tests: 4 actors -> actor split 2/1/1,
+# with features smaller than the `demo` preset so a CPU epoch takes a second or two.
+TINY_FEATURES = dict(audio_seconds=1.2, n_mels=32, num_frames=4, frame_size=32, face_crop=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    from emo.config import feature_preset
+    from emo.data.cache import prepare
+    from emo.data.synth import generate
+
+    root = generate(tmp_path_factory.mktemp("demo") / "tiny", actors=4, workers=2, progress=False)
+    return prepare(
+        root,
+        feature_preset("demo").replace(**TINY_FEATURES),
+        cache_dir=tmp_path_factory.mktemp("features"),
+        workers=2,
+        progress=False,
+    )

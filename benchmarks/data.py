@@ -1,0 +1,132 @@
+"""Data benchmark: feature extraction speed (1 core vs all cores) and cache load time / memory
+on a RAVDESS-size set: 24 actors x 60 recordings = 1,440 clips, 1280x720 at 29.97 fps, 48 kHz audio.
+
+    uv run python -m benchmarks.data                 # full size (generation ~once, then cached)
+    uv run python -m benchmarks.data --actors 2      # a quick look
+
+The set is written once by the demo generator (`emo.data.synth`) at real RAVDESS sizes and kept in
+the cache folder. Appends its table to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import report, table
+from emo.config import FeatureConfig
+from emo.data.cache import prepare
+from emo.data.synth import generate
+from emo.parallel import usable_cores
+from emo.paths import cache_root
+
+# Run in a fresh interpreter so the timing includes imports and a cold process, as a trial sees it.
+_LOAD_SNIPPET = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from emo.data.cache import prepare
+fs = prepare(sys.argv[1], cache_dir=sys.argv[2], progress=False)
+t_load = time.perf_counter() - t0
+rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t1 = time.perf_counter()
+checksum = float(fs.audio.sum()) + float(fs.video[:, :, ::8, ::8].sum())  # touch every page once
+t_touch = time.perf_counter() - t1
+print(json.dumps({"from_cache": fs.from_cache, "load_s": t_load, "touch_s": t_touch, "rss_load_mib": rss_load,
+                  "rss_after_touch_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "clips": len(fs), "bytes": fs.path.stat().st_size}))
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--actors", type=int, default=24)
+    p.add_argument("--subset-actors", type=int, default=4, help="actors in the 1-core vs all-cores comparison")
+    args = p.parse_args()
+
+    root = cache_root() / f"bench-ravdess-size-{args.actors}"
+    t0 = time.perf_counter()
+    generate(
+        root,
+        actors=args.actors,
+        width=1280,
+        height=720,
+        fps=29.97,
+        sample_rate=48_000,
+        channels=2,
+        seconds=3.5,
+        modalities=(1, 3),
+    )
+    gen_s = time.perf_counter() - t0
+    cfg = FeatureConfig()  # the real-data preset: 16 frames at 112 px, 64 mels over 3.5 s
+    cores = usable_cores()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # 1 core vs all cores on the same subset (a ratio from one run: this machine is noisy)
+        sub = Path(tmp) / "subset"
+        for a in range(1, min(args.subset_actors, args.actors) + 1):
+            (sub / f"Actor_{a:02d}").mkdir(parents=True)
+            for f in (root / f"Actor_{a:02d}").iterdir():
+                (sub / f"Actor_{a:02d}" / f.name).symlink_to(f)
+        speeds = {}
+        for workers in (1, cores):
+            t = time.perf_counter()
+            fs = prepare(sub, cfg, cache_dir=Path(tmp) / f"c{workers}", workers=workers, rebuild=True)
+            speeds[workers] = len(fs) / (time.perf_counter() - t)
+            rows.append(
+                [
+                    f"extract {len(fs)} clips, {workers} process(es)",
+                    f"{speeds[workers]:.2f} clips/s",
+                    f"{len(fs) / speeds[workers]:.1f} s",
+                ]
+            )
+        # the full set with every core, then load its cache in a fresh process
+        t = time.perf_counter()
+        fs = prepare(root, cfg, cache_dir=Path(tmp) / "full", workers=cores, rebuild=True)
+        full_s = time.perf_counter() - t
+        rows.append(
+            [
+                f"extract all {len(fs)} clips, {cores} processes",
+                f"{len(fs) / full_s:.2f} clips/s",
+                f"{full_s:.1f} s",
+            ]
+        )
+        del fs
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD_SNIPPET, str(root), str(Path(tmp) / "full")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        load = json.loads(out.stdout.strip().splitlines()[-1])
+        assert load["from_cache"], "the load run rebuilt the cache"
+        rows.append(
+            [
+                f"load cache ({load['bytes'] / 2**20:.0f} MiB, fresh process, imports included)",
+                f"{load['load_s']:.2f} s",
+                f"peak RSS {load['rss_load_mib']:.0f} MiB",
+            ]
+        )
+        rows.append(
+            [
+                "first pass over every array page after load",
+                f"{load['touch_s']:.2f} s",
+                f"peak RSS {load['rss_after_touch_mib']:.0f} MiB",
+            ]
+        )
+    ratio = speeds[cores] / speeds[1]
+    body = table(["what", "speed / time", "detail"], rows)
+    notes = (
+        f"{cores} processes extract {ratio:.2f}x as fast as 1. Generating the {args.actors}-actor set "
+        f"(once; reused after) took {gen_s:.0f} s. Settings: `FeatureConfig()` (16 frames, 112 px, "
+        "Haar face crop, 64 mels, 3.5 s)."
+    )
+    report(f"Data: extraction and cache load, {args.actors * 60} clips at RAVDESS size", body, notes)
+
+
+if __name__ == "__main__":
+    main()
