@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import types
 import typing
 from typing import Any
 
@@ -36,6 +37,8 @@ def add_dataclass_flags(
         if f.name in skip or not f.init:
             continue
         tp = hints[f.name]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # `str | None`: a str flag
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
         default = f.default if f.default is not dataclasses.MISSING else None
         help_ = f"(default: {default})"
         choices = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None

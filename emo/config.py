@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -86,4 +87,86 @@ def feature_preset(name: str) -> FeatureConfig:
     return FEATURE_PRESETS[name]
 
 
-__all__ = ["FeatureConfig", "FEATURE_PRESETS", "feature_preset"]
+FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
+Fusion = Literal["audio", "video", "late", "concat", "gated", "xattn"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of one training run. The CLI flags, sweep search spaces, W&B config and checkpoints
+    all use these names. Defaults are the training guide's recipe unless the comment says otherwise."""
+
+    # Data
+    data_root: str | None = None  # RAVDESS folder; None = the built-in synthetic demo set
+    preset: Literal["auto", "ravdess", "demo"] = "auto"  # feature settings; auto: demo for the demo set
+    num_classes: Literal[4, 8] = 8  # 8 RAVDESS emotions, or the guide's 4 groups
+    split_mode: Literal["actor", "stratified"] = "actor"  # actor-independent is the honest protocol
+    # Model
+    fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
+    use_resnet_audio: bool = False  # guide flag: ResNet18 on the log-mel instead of the light CNN
+    video_weights: Literal["none", "imagenet"] = "none"  # imagenet needs the internet on first use
+    embed_dim: int = 128  # width of the projected audio/video embeddings the fusion heads mix
+    dropout: float = 0.3  # before the classifier (the guide's head: ReLU + Dropout)
+    modality_dropout: float = 0.2  # drop audio or video (each with this p, never both) while training
+    gate_bias: float = 0.3  # the gate's initial value on audio (sigmoid of its bias): leans to video
+    attn_heads: int = 4  # cross-attention heads (xattn)
+    freq_mask: int = 20  # SpecAugment: widest frequency mask, in mel bins
+    time_mask: int = 40  # SpecAugment: widest time mask, in frames
+    # Optimisation
+    lr: float = 1e-3  # guide default; it suggests 5e-4 or 3e-4 when fusion underperforms
+    weight_decay: float = 1e-4  # AdamW
+    batch_size: int = 16  # guide default
+    epochs: int = 20  # guide default; ASHA stops sweeps' weak trials earlier
+    early_stopping_patience: int = 10  # epochs without a better val Macro-F1 before stopping
+    use_cosine_annealing: bool = False  # guide flag: cosine learning-rate decay over `epochs`
+    seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
+    device: str = "auto"  # auto: cuda if available, else cpu
+    # Logging
+    wandb: bool = False  # log to Weights & Biases (offline when no API key is configured)
+    wandb_project: str = "emo-sweeps"
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "fusion", FUSIONS)
+        _check_choice(self, "num_classes", (4, 8))
+        _check_choice(self, "split_mode", ("actor", "stratified"))
+        _check_choice(self, "preset", ("auto", "ravdess", "demo"))
+        _check_choice(self, "video_weights", ("none", "imagenet"))
+        for name in ("lr", "batch_size", "epochs", "embed_dim", "attn_heads"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "freq_mask", "time_mask", "early_stopping_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0 <= self.modality_dropout <= 0.5:
+            raise ValueError(
+                f"modality_dropout must be in [0, 0.5] (audio and video each), got {self.modality_dropout!r}"
+            )
+        if not 0 < self.gate_bias < 1:
+            raise ValueError(f"gate_bias is the gate's initial value and must be in (0, 1), got {self.gate_bias!r}")
+        if self.embed_dim % self.attn_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by attn_heads ({self.attn_heads})")
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The inputs this fusion method reads."""
+        return {"audio": ("audio",), "video": ("video",)}.get(self.fusion, ("audio", "video"))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> TrainConfig:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(f.name for f in dataclasses.fields(self))}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(cfg, name: str, choices: tuple) -> None:
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")

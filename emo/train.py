@@ -1,0 +1,376 @@
+"""Train one model: `fit(cfg, data)` is the loop every sweep trial runs; this module's CLI is one run.
+
+    python -m emo.train                                        # gated fusion on the built-in demo set
+    python -m emo.train --data_root data --num_classes 8 --fusion gated --split_mode actor \\
+        --use_resnet_audio --use_cosine_annealing --weight_decay 1e-4 \\
+        --early_stopping_patience 10 --epochs 20 --batch_size 16 --lr 5e-4 --wandb
+    python -m emo.train --fusion audio --checkpoint_dir runs/a    # stop it, run again: it resumes
+
+The whole feature set goes to the device once; a batch is an index slice; SpecAugment and modality
+dropout run on the device; bf16 autocast on CUDA. No decoding, no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from emo.config import TrainConfig, feature_preset
+from emo.data.labels import class_names
+from emo.data.splits import make_split
+from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
+from emo.models import build_model
+
+# The metric early stopping, sweeps and the report select on. Defined once.
+METRIC = "val/f1"
+STATE_FILE = "state.pt"  # everything needed to resume, written after every epoch
+BEST_FILE = "best.pt"  # the model weights at the best validation epoch
+
+Report = Callable[[dict, str | None], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(obj, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DeviceData:
+    """The rows a run uses, on the device once: audio (N, F, T) float32, video (N, T, S, S, 3) uint8,
+    labels (N,). Batches are index slices of these tensors."""
+
+    def __init__(self, data, cfg: TrainConfig, device: torch.device):
+        need = np.ones(len(data.actors), dtype=bool)
+        if "audio" in cfg.streams:
+            need &= data.has_audio
+        if "video" in cfg.streams:
+            need &= data.has_video
+        self.rows = np.flatnonzero(need)
+        if self.rows.size == 0:
+            raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
+        self.actors = data.actors[self.rows]
+        self.labels_np = data.labels(cfg.num_classes)[self.rows]
+        self.labels = torch.from_numpy(self.labels_np).to(device)
+        # Fancy indexing copies out of the read-only memory map: the tensors own their memory.
+        self.audio = torch.from_numpy(data.audio[self.rows]).to(device) if "audio" in cfg.streams else None
+        self.video = torch.from_numpy(data.video[self.rows]).to(device) if "video" in cfg.streams else None
+
+    def batch(self, idx: torch.Tensor):
+        a = self.audio[idx] if self.audio is not None else None
+        v = self.video[idx] if self.video is not None else None
+        return a, v, self.labels[idx]
+
+
+def run_epoch(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, optimizer=None) -> dict:
+    """One pass over rows `idx` (training if an optimizer is given). Returns loss, f1, acc, confusion
+    matrix, predictions and the mean gate value when the model has one."""
+    train = optimizer is not None
+    model.train(train)
+    idx_t = torch.as_tensor(idx, device=device)
+    if train:
+        idx_t = idx_t[torch.randperm(len(idx_t)).to(device)]  # global RNG: seeded and checkpointed
+    losses, preds, gates, n = 0.0, [], [], 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.set_grad_enabled(train):
+        for start in range(0, len(idx_t), cfg.batch_size):
+            a, v, y = dd.batch(idx_t[start : start + cfg.batch_size])
+            with autocast:
+                out = model(a, v)
+            loss = F.cross_entropy(out["logits"].float(), y)
+            if train:
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss is {loss.item()} (lr {cfg.lr} too high?)")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            losses += loss.item() * len(y)
+            n += len(y)
+            preds.append(out["logits"].argmax(-1))
+            if "gate" in out:
+                gates.append(out["gate"].detach().float())
+    pred = torch.cat(preds)
+    cm = confusion_matrix(dd.labels[idx_t], pred, cfg.num_classes)
+    res = {
+        "loss": losses / max(n, 1),
+        "f1": macro_f1(cm),
+        "acc": accuracy(cm),
+        "cm": cm,
+        "pred": pred.cpu(),
+        "order": idx_t.cpu(),
+    }
+    if gates:
+        res["gate"] = torch.cat(gates).cpu()
+    return res
+
+
+def fit(cfg: TrainConfig, data, report: Report | None = None, checkpoint_dir: str | Path | None = None) -> dict:
+    """Train `cfg.fusion` on `data` (a `emo.data.FeatureSet`, or anything with its `audio`, `video`,
+    `actors`, `has_audio`, `has_video` and `labels(num_classes)`), return the metrics.
+
+    AdamW, optional cosine annealing, early stopping on validation Macro-F1, and the test set evaluated
+    once, with the weights of the best validation epoch. `report(metrics, checkpoint_dir)` is called
+    after every epoch (the Ray Tune trainable passes `ray.tune.report` through it). With
+    `checkpoint_dir`, the full state is saved there after every epoch, and a run started on a folder
+    that holds one resumes from it and ends exactly as if it had never stopped.
+    """
+    t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    dd = DeviceData(data, cfg, device)
+    split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed)
+    model = build_model(cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs) if cfg.use_cosine_annealing else None
+    )
+
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    history: list[dict] = []
+    best = {"f1": -1.0, "epoch": -1, "bad_epochs": 0}
+    best_state = None
+    start_epoch, wandb_id = 0, None
+    if ckpt is not None and (ckpt / STATE_FILE).exists():
+        state = torch.load(ckpt / STATE_FILE, map_location=device, weights_only=False)
+        _check_resumable(cfg, state["config"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history, best, wandb_id = state["history"], state["best"], state.get("wandb_id")
+        start_epoch = state["epoch"] + 1
+        best_state = torch.load(ckpt / BEST_FILE, map_location="cpu", weights_only=True)
+        _set_rng_state(state["rng"])
+    elif ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    run = None
+    if cfg.wandb:
+        from emo.tracking import start_run
+
+        run = start_run(cfg.to_dict(), project=cfg.wandb_project, tags=(cfg.fusion,), run_id=wandb_id, directory=ckpt)
+        wandb_id = run.id
+
+    stopped_early = bool(history) and best["bad_epochs"] >= cfg.early_stopping_patience > 0
+    for epoch in range(start_epoch, cfg.epochs):
+        if stopped_early:
+            break
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        tr = run_epoch(model, dd, split.train, cfg, device, optimizer)
+        va = run_epoch(model, dd, split.val, cfg, device)
+        if scheduler is not None:
+            scheduler.step()
+        improved = va["f1"] > best["f1"]
+        if improved:
+            best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            best["bad_epochs"] += 1
+        stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0
+        metrics = {
+            "epoch": epoch + 1,  # epochs completed: the unit ASHA counts in
+            "train/loss": tr["loss"],
+            "val/loss": va["loss"],
+            "train/f1": tr["f1"],
+            "val/f1": va["f1"],
+            "train/acc": tr["acc"],
+            "val/acc": va["acc"],
+            "lr": lr,
+            "best/val_f1": best["f1"],
+            "best/epoch": best["epoch"] + 1,
+            "time/epoch_s": time.perf_counter() - t0,
+        }
+        if "gate" in tr:
+            metrics["gate/train_mean"] = float(tr["gate"].mean())
+            metrics["gate/val_mean"] = float(va["gate"].mean())
+        history.append(metrics)
+        if ckpt is not None:
+            if improved:
+                _atomic_save(best_state, ckpt / BEST_FILE)
+            _atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "epoch": epoch,
+                    "best": best,
+                    "history": history,
+                    "rng": _rng_state(),
+                    "config": cfg.to_dict(),
+                    "wandb_id": wandb_id,
+                },
+                ckpt / STATE_FILE,
+            )
+        if run is not None:
+            run.log(metrics, step=epoch + 1)
+        if report is not None:
+            report(dict(metrics), str(ckpt) if ckpt is not None else None)
+
+    # Test once, with the best validation epoch's weights: test clips never choose anything.
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    te = run_epoch(model, dd, split.test, cfg, device)
+    names = class_names(cfg.num_classes)
+    results = {
+        "fusion": cfg.fusion,
+        "num_classes": cfg.num_classes,
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "best_epoch": best["epoch"] + 1,
+        METRIC: best["f1"],
+        "test/f1": te["f1"],
+        "test/acc": te["acc"],
+        "test/loss": te["loss"],
+        "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
+        "test/confusion": te["cm"].tolist(),
+        "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
+        "test/pred": te["pred"].tolist(),
+        "split": {
+            **split.sizes(),
+            "train_actors": split.train_actors,
+            "val_actors": split.val_actors,
+            "test_actors": split.test_actors,
+        },
+        "history": history,
+        "seconds": time.perf_counter() - t_start,
+    }
+    if "gate" in te:
+        y = dd.labels_np[te["order"].numpy()]
+        g = te["gate"].numpy()
+        results["gate"] = {
+            "test_mean": float(g.mean()),
+            "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+        }
+    if run is not None:
+        run.summary.update({k: v for k, v in results.items() if isinstance(v, int | float)})
+        run.finish()
+    return results
+
+
+_RESUME_MAY_DIFFER = {"epochs", "device", "wandb", "wandb_project", "early_stopping_patience"}
+
+
+def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
+    diff = sorted(k for k, v in cfg.to_dict().items() if k not in _RESUME_MAY_DIFFER and saved.get(k) != v)
+    if diff:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
+        raise ValueError(f"the checkpoint was written with other settings ({shown}); use a new --checkpoint_dir")
+
+
+def load_data(cfg: TrainConfig, progress: bool = True):
+    """The feature set `cfg` trains on: `cfg.data_root`, or the built-in demo set when it is None."""
+    from emo.data.cache import prepare
+
+    if cfg.data_root is None:
+        from emo.data.synth import demo_root
+
+        root, preset = demo_root(progress=progress), "demo"
+    else:
+        root, preset = cfg.data_root, "ravdess"
+    return prepare(root, feature_preset(preset if cfg.preset == "auto" else cfg.preset), progress=progress)
+
+
+def _print_epoch(metrics: dict, _ckpt) -> None:
+    gate = f"  gate {metrics['gate/val_mean']:.3f}" if "gate/val_mean" in metrics else ""
+    print(
+        f"epoch {metrics['epoch']:3d}  train loss {metrics['train/loss']:.3f} f1 {metrics['train/f1']:.3f}  "
+        f"val loss {metrics['val/loss']:.3f} f1 {metrics['val/f1']:.3f} acc {metrics['val/acc']:.3f}  "
+        f"lr {metrics['lr']:.2e}  {metrics['time/epoch_s']:.1f}s{gate}",
+        flush=True,
+    )
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    from emo.cli import add_dataclass_flags, add_flag, given
+
+    parser = argparse.ArgumentParser(
+        prog="python -m emo.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fields = add_dataclass_flags(parser, TrainConfig)
+    add_flag(parser, "checkpoint_dir", help="save state here every epoch; resume if it holds a checkpoint")
+    add_flag(parser, "results", help="write the final metrics to this JSON file")
+    args = parser.parse_args(argv)
+    return TrainConfig(**given(args, fields)), args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emo.cli import fail
+    from emo.data.catalog import DataRootError
+
+    try:
+        cfg, args = parse_config(argv)
+        device = resolve_device(cfg.device)  # before the data: a wrong device fails in a second
+        data = load_data(cfg)
+        print(
+            f"{cfg.fusion}: {len(data)} clips, {cfg.num_classes} classes, split {cfg.split_mode}, device {device}",
+            flush=True,
+        )
+        results = fit(cfg, data, report=_print_epoch, checkpoint_dir=args.checkpoint_dir)
+    except (ValueError, DataRootError, FloatingPointError) as e:
+        fail(str(e))
+    print(
+        f"best epoch {results['best_epoch']}: val Macro-F1 {results[METRIC]:.3f}; "
+        f"test Macro-F1 {results['test/f1']:.3f}, accuracy {results['test/acc']:.3f}"
+    )
+    print("test per-class F1: " + ", ".join(f"{k} {v:.2f}" for k, v in results["test/per_class_f1"].items()))
+    if "gate" in results:
+        print(f"mean gate on audio (test): {results['gate']['test_mean']:.3f}")
+    if args.results:
+        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.results).write_text(json.dumps({"config": cfg.to_dict(), **results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Every registered fusion method x {4, 8} classes, timm style: one test, run over the registry."""
+
+import pytest
+import torch
+
+from emo.config import FUSIONS, TrainConfig
+from emo.models import MODELS, build_model, modality_keep_masks
+from emo.models.encoders import SpecAugment
+
+B, F, TA, T, S = 4, 32, 64, 3, 32
+
+
+def _inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    audio = torch.randn(B, F, TA, generator=g) * 10 - 30  # log-mel dB-like
+    video = torch.randint(0, 256, (B, T, S, S, 3), generator=g, dtype=torch.uint8)
+    return audio, video
+
+
+def test_registry_matches_config_choices():
+    assert tuple(MODELS) == FUSIONS
+    with pytest.raises(ValueError, match="unknown fusion 'gatd'; choose one of: audio, video, late"):
+        TrainConfig(fusion="gatd")
+
+
+@pytest.mark.parametrize("num_classes", [4, 8])
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_model_contract(fusion, num_classes):
+    torch.manual_seed(0)
+    cfg = TrainConfig(
+        fusion=fusion, num_classes=num_classes, embed_dim=32, attn_heads=4, modality_dropout=0.0
+    )
+    model = build_model(cfg)
+    audio, video = _inputs()
+    a = audio if "audio" in cfg.streams else None
+    v = video if "video" in cfg.streams else None
+    model.train()
+    out = model(a, v)
+    logits = out["logits"]
+    assert logits.shape == (B, num_classes)
+    assert torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.arange(B) % num_classes).backward()
+    no_grad = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
+    ]
+    assert not no_grad, f"parameters without a gradient: {no_grad}"
+    # the stream a method does not read is never built
+    assert hasattr(model, "audio") == ("audio" in cfg.streams)
+    assert hasattr(model, "video") == ("video" in cfg.streams)
+    if fusion == "gated":
+        model.eval()
+        with torch.no_grad():
+            gate = model(a, v)["gate"]
+        assert gate.shape == (B,)
+        assert (gate - 0.3).abs().max() < 0.05, "the gate starts at 0.3 (leaning to video)"
+
+
+@pytest.mark.parametrize("fusion", [f for f in FUSIONS if f not in ("audio", "video", "late")])
+def test_modality_dropout_never_drops_both(fusion):
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(fusion=fusion, embed_dim=32, modality_dropout=0.5))
+    audio, video = _inputs()
+    model.train()
+    seen = set()
+    for _ in range(10):
+        with torch.no_grad():
+            out = model(audio, video)
+        keep = torch.stack([out["keep_audio"], out["keep_video"]], 1)
+        assert (keep.sum(1) >= 1).all(), "a clip lost both streams"
+        seen |= set(map(tuple, keep.tolist()))
+    assert {(0.0, 1.0), (1.0, 0.0)} <= seen  # with p = 0.5 each, both kinds of drop happen
+    model.eval()
+    out = model(audio, video)
+    assert out["keep_audio"].all() and out["keep_video"].all(), "no modality dropout in eval"
+
+
+def test_modality_keep_masks_rates():
+    torch.manual_seed(0)
+    ka, kv = modality_keep_masks(100_000, 0.2, True, "cpu")
+    assert ((ka == 0) & (kv == 0)).sum() == 0
+    assert abs((ka == 0).float().mean() - 0.2) < 0.01 and abs((kv == 0).float().mean() - 0.2) < 0.01
+
+
+def test_specaugment_bounds_and_eval_passthrough():
+    torch.manual_seed(0)
+    aug = SpecAugment(freq_mask=10, time_mask=15)
+    x = torch.ones(64, 40, 100)
+    aug.train()
+    y = aug(x)
+    masked_bins = (y == 0).all(dim=2).sum(dim=1)  # whole frequency rows masked, per sample
+    masked_frames = (y == 0).all(dim=1).sum(dim=1)  # whole time columns masked, per sample
+    assert masked_bins.max() <= 10 and masked_frames.max() <= 15
+    assert masked_bins.float().std() > 0, "masks are drawn per sample"
+    assert (masked_bins > 0).any() and (masked_frames > 0).any()
+    aug.eval()
+    assert torch.equal(aug(x), x)
+    assert torch.equal(SpecAugment(0, 0).train()(x), x)
