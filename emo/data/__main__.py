@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     add_flag(p, "rebuild", action="store_true", help="extract again even if the cache matches")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
     add_flag(p, "json", action="store_true", help="print the summary as JSON instead")
-    fields = add_dataclass_flags(
-        p.add_argument_group("feature settings (override the preset)"), FeatureConfig
-    )
+    fields = add_dataclass_flags(p.add_argument_group("feature settings (override the preset)"), FeatureConfig)
     args = parser.parse_args(argv)
 
     try:

@@ -81,10 +81,7 @@ class Catalog:
                 cols[col].append(str(r.files[m]) if m in r.files else None)
         schema = pa.schema(
             [("recording", pa.string())]
-            + [
-                (f, pa.int8())
-                for f in ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
-            ]
+            + [(f, pa.int8()) for f in ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")]
             + [(c, pa.string()) for c in ("av_path", "video_only_path", "audio_only_path")]
         )
         return pa.table({name: cols[name] for name in schema.names}, schema=schema)

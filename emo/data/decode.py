@@ -69,9 +69,7 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     # A file cut short may end without any decoder error: compare with what the header declares.
     if (declared and got < MIN_DECODED_SHARE * declared) or (error and not declared):
         of = f" of {declared:.2f} s" if declared else ""
-        raise DecodeError(
-            f"audio truncated or corrupt: {got:.2f} s{of} decode" + (f" ({error})" if error else "")
-        )
+        raise DecodeError(f"audio truncated or corrupt: {got:.2f} s{of} decode" + (f" ({error})" if error else ""))
     if not chunks or not native_rate:
         raise DecodeError("audio stream holds no samples")
     wave = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32)  # mono: (samples,)

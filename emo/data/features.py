@@ -176,9 +176,7 @@ def extract_recording(
             out.problems.append((src, f"video: {e}"))
             continue
         if total < cfg.min_video_frames:
-            out.problems.append(
-                (src, f"video: too short ({total} frames; need at least {cfg.min_video_frames})")
-            )
+            out.problems.append((src, f"video: too short ({total} frames; need at least {cfg.min_video_frames})"))
             continue
         out.video, out.crop = video_features(frames, cfg)
         out.video_file, out.video_frames = src, total

@@ -58,9 +58,7 @@ def _unique_actors(actors: np.ndarray, need: int, what: str) -> list[int]:
     return unique
 
 
-def actor_split(
-    actors: np.ndarray, val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION
-) -> Split:
+def actor_split(actors: np.ndarray, val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION) -> Split:
     """Deterministic actor-independent split: sorted actors, test = the last block, val = the block
     before it, train = the rest. Works on any subset of at least 3 actors (6 actors -> 3/1/2)."""
     actors = np.asarray(actors)
@@ -89,9 +87,7 @@ def actor_folds(actors: np.ndarray, k: int, val_fraction: float = VAL_FRACTION) 
     return folds
 
 
-def stratified_split(
-    labels: np.ndarray, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
-) -> Split:
+def stratified_split(labels: np.ndarray, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
     """Seeded label-stratified split over clips (actors are shared between parts: an easier, optimistic
     protocol, kept because papers report it)."""
     labels = np.asarray(labels)
@@ -107,9 +103,7 @@ def stratified_split(
     try:
         trainval, test = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
         rel_val = val_fraction / (1 - test_fraction)
-        train, val = train_test_split(
-            trainval, test_size=rel_val, stratify=labels[trainval], random_state=seed
-        )
+        train, val = train_test_split(trainval, test_size=rel_val, stratify=labels[trainval], random_state=seed)
     except ValueError as e:  # sklearn's message, e.g. a test part smaller than the number of classes
         raise SplitError(f"cannot stratify {labels.size} clips over {present.size} classes: {e}") from e
     return Split(np.sort(train), np.sort(val), np.sort(test))
