@@ -248,18 +248,13 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
     cols["audio_seconds"] = pa.array([x.audio_seconds for x in res], pa.float32())
     cols["video_frames"] = pa.array([x.video_frames for x in res], pa.int32())
     cols["crop"] = pa.array([x.crop for x in res], pa.string())
-    if any(x.audio is not None for x in res):
-        audio = np.zeros((n, *cfg.audio_shape), np.float32)
-        for i, x in enumerate(res):
-            if x.audio is not None:
-                audio[i] = x.audio
-        cols["audio"] = pa.FixedShapeTensorArray.from_numpy_ndarray(audio)
-    if any(x.video is not None for x in res):
-        video = np.zeros((n, *cfg.video_shape), np.uint8)
-        for i, x in enumerate(res):
-            if x.video is not None:
-                video[i] = x.video
-        cols["video"] = pa.FixedShapeTensorArray.from_numpy_ndarray(video)
+    for stream, shape, dtype in (("audio", cfg.audio_shape, np.float32), ("video", cfg.video_shape, np.uint8)):
+        if any(getattr(x, stream) is not None for x in res):  # no column at all for a stream no clip has
+            arr = np.zeros((n, *shape), dtype)  # rows without the stream stay zero (has_<stream> False)
+            for i, x in enumerate(res):
+                if getattr(x, stream) is not None:
+                    arr[i] = getattr(x, stream)
+            cols[stream] = pa.FixedShapeTensorArray.from_numpy_ndarray(arr)
     meta = {
         "version": EXTRACTOR_VERSION,
         "config": cfg.to_dict(),
