@@ -104,7 +104,8 @@ class TrainConfig:
     # Model
     fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
     use_resnet_audio: bool = False  # guide flag: ResNet18 on the log-mel instead of the light CNN
-    video_weights: Literal["none", "imagenet"] = "none"  # imagenet needs the internet on first use
+    video_backbone: Literal["resnet18", "light"] = "resnet18"  # per-frame CNN; light: 4 conv blocks, for CPUs
+    video_weights: Literal["none", "imagenet"] = "none"  # imagenet (resnet18 only) needs the internet once
     embed_dim: int = 128  # width of the projected audio/video embeddings the fusion heads mix
     dropout: float = 0.3  # before the classifier (the guide's head: ReLU + Dropout)
     modality_dropout: float = 0.2  # drop audio or video (each with this p, never both) while training
@@ -131,6 +132,9 @@ class TrainConfig:
         _check_choice(self, "split_mode", ("actor", "stratified"))
         _check_choice(self, "preset", ("auto", "ravdess", "demo"))
         _check_choice(self, "video_weights", ("none", "imagenet"))
+        _check_choice(self, "video_backbone", ("resnet18", "light"))
+        if self.video_weights != "none" and self.video_backbone != "resnet18":
+            raise ValueError(f"video_weights={self.video_weights!r} needs video_backbone='resnet18'")
         for name in ("lr", "batch_size", "epochs", "embed_dim", "attn_heads"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

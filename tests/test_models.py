@@ -21,14 +21,26 @@ def test_registry_matches_config_choices():
     assert tuple(MODELS) == FUSIONS
     with pytest.raises(ValueError, match="unknown fusion 'gatd'; choose one of: audio, video, late"):
         TrainConfig(fusion="gatd")
+    with pytest.raises(ValueError, match="unknown video_backbone 'vit'; choose one of: resnet18, light"):
+        TrainConfig(video_backbone="vit")
+    with pytest.raises(ValueError, match="needs video_backbone='resnet18'"):
+        TrainConfig(video_backbone="light", video_weights="imagenet")
 
 
 @pytest.mark.parametrize("num_classes", [4, 8])
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_model_contract(fusion, num_classes):
     torch.manual_seed(0)
+    # 4 classes with the resnet18 backbones, 8 with the light ones: every encoder is covered
+    resnet = num_classes == 4
     cfg = TrainConfig(
-        fusion=fusion, num_classes=num_classes, embed_dim=32, attn_heads=4, modality_dropout=0.0
+        fusion=fusion,
+        num_classes=num_classes,
+        embed_dim=32,
+        attn_heads=4,
+        modality_dropout=0.0,
+        use_resnet_audio=resnet,
+        video_backbone="resnet18" if resnet else "light",
     )
     model = build_model(cfg)
     audio, video = _inputs()
@@ -40,11 +52,7 @@ def test_model_contract(fusion, num_classes):
     assert logits.shape == (B, num_classes)
     assert torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.arange(B) % num_classes).backward()
-    no_grad = [
-        n
-        for n, p in model.named_parameters()
-        if p.requires_grad and (p.grad is None or not p.grad.abs().sum())
-    ]
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert not no_grad, f"parameters without a gradient: {no_grad}"
     # the stream a method does not read is never built
     assert hasattr(model, "audio") == ("audio" in cfg.streams)

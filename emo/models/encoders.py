@@ -55,19 +55,28 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class LightAudioCNN(nn.Module):
-    """Four conv blocks (32-64-128-256 channels, each halving F and T): the guide's light audio model."""
+class LightCNN(nn.Module):
+    """Four conv blocks (32-64-128-256 channels, each halving height and width): the guide's light
+    audio model, and a light per-frame video model for CPUs (ResNet18 at 48 px costs ~10x more)."""
 
     out_dim = 256
 
-    def __init__(self):
+    def __init__(self, in_channels: int):
         super().__init__()
         self.features = nn.Sequential(
-            _conv_block(1, 32), _conv_block(32, 64), _conv_block(64, 128), _conv_block(128, 256)
+            _conv_block(in_channels, 32), _conv_block(32, 64), _conv_block(64, 128), _conv_block(128, 256)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x.unsqueeze(1))  # (B, 256, F/16, T/16)
+        return self.features(x)  # (B, 256, H/16, W/16)
+
+
+class LightAudioCNN(LightCNN):
+    def __init__(self):
+        super().__init__(in_channels=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x.unsqueeze(1))  # (B, 256, F/16, T/16)
         return x.mean(dim=2).transpose(1, 2)  # pool frequency: (B, T/16, 256) tokens over time
 
 
@@ -102,21 +111,29 @@ class AudioEncoder(nn.Module):
 
 
 class VideoEncoder(nn.Module):
-    """uint8 frames (B, T, S, S, 3) -> tokens (B, T, D): ResNet18 per frame, weights shared over the
-    B*T frames; pooling over T is left to the head (mean) or the cross-attention."""
+    """uint8 frames (B, T, S, S, 3) -> tokens (B, T, D): a 2D CNN per frame, weights shared over the
+    B*T frames (ResNet18, or the light CNN); pooling over T is left to the head (mean) or to the
+    cross-attention."""
 
-    def __init__(self, weights: str, dim: int):
+    def __init__(self, backbone: str, weights: str, dim: int):
         super().__init__()
-        w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
-        net = torchvision.models.resnet18(weights=w)  # downloads on first use with imagenet
-        self.body = nn.Sequential(*list(net.children())[:-1])  # up to avgpool: (B*T, 512, 1, 1)
-        self.proj = nn.Linear(512, dim)
+        if backbone == "resnet18":
+            w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
+            net = torchvision.models.resnet18(weights=w)  # downloads on first use with imagenet
+            self.body = nn.Sequential(*list(net.children())[:-1])  # up to avgpool: (B*T, 512, 1, 1)
+            width = 512
+        else:  # "light" (TrainConfig checks that imagenet weights come with resnet18 only)
+            self.body = nn.Sequential(LightCNN(3), nn.AdaptiveAvgPool2d(1))
+            width = LightCNN.out_dim
+        self.proj = nn.Linear(width, dim)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, s, _, c = x.shape
         x = x.reshape(b * t, s, s, c).permute(0, 3, 1, 2).float().div_(255)  # (B*T, 3, S, S)
-        x = (x - self.mean) / self.std
-        x = self.body(x).flatten(1)  # (B*T, 512)
+        # The permuted view is channels-last; plain NCHW measured faster here on CPU (4.9 s -> 3.7 s for
+        # one 16-clip ResNet18 training step at 8 x 48 px), mostly in BatchNorm.
+        x = ((x - self.mean) / self.std).contiguous()
+        x = self.body(x).flatten(1)  # (B*T, width)
         return self.proj(x.view(b, t, -1))  # (B, T, D)

@@ -61,7 +61,7 @@ class FusionModel(nn.Module):
         if "audio" in self.streams:
             self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d)
         if "video" in self.streams:
-            self.video = VideoEncoder(cfg.video_weights, d)
+            self.video = VideoEncoder(cfg.video_backbone, cfg.video_weights, d)
 
     def forward_features(self, audio, video) -> dict[str, torch.Tensor]:
         out = {}
