@@ -151,3 +151,26 @@ def test_cli_runs_and_writes_results(tiny_demo, tmp_path):
     assert "epoch   1" in out.stdout and "test Macro-F1" in out.stdout
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["config"]["fusion"] == "concat" and len(res["history"]) == 1
+
+
+def test_wandb_offline_run_is_written_and_reads_back(tiny_demo, tmp_path, monkeypatch):
+    """No API key configured -> offline automatically; W&B's own reader finds val/f1 in the history."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = TrainConfig(fusion="gated", epochs=2, wandb=True, **FAST)
+    fit(cfg, tiny_demo, checkpoint_dir=tmp_path / "ckpt")
+    runs = sorted((tmp_path / "ckpt" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    out = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(runs[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    history = [r["history"]["item"] for r in records if r.get("type") == "history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(0 <= h["val/f1"] <= 1 and 0 < h["gate/val_mean"] < 1 for h in history)
