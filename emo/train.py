@@ -179,7 +179,8 @@ def fit(cfg: TrainConfig, data, report: Report | None = None, checkpoint_dir: st
     best_state = None
     start_epoch, wandb_id = 0, None
     if ckpt is not None and (ckpt / STATE_FILE).exists():
-        state = torch.load(ckpt / STATE_FILE, map_location=device, weights_only=False)
+        # On the CPU: the RNG states must stay CPU tensors; load_state_dict moves weights to the device.
+        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
         _check_resumable(cfg, state["config"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
