@@ -3,9 +3,9 @@
 Workers come from a *forkserver*, not a plain fork: forking a process whose OpenCV, OpenMP or BLAS
 thread pools are already running can leave a lock held in the child, which then hangs (seen here: a
 forked worker stuck in `cv2.setNumThreads` after the parent had resized images). The fork server is a
-fresh process that imports `PRELOAD` once and forks clean workers from itself, so they start in
-milliseconds with torch/OpenCV/PyAV already imported, and `__main__` is never re-imported (spawn
-re-runs it, which breaks code run from stdin or from a script without a main guard).
+fresh process that imports `PRELOAD` once and forks clean workers from itself, so they start without
+importing torch/OpenCV/PyAV again. As with spawn, each worker imports the caller's main module: a
+script that calls `prepare` needs the usual `if __name__ == "__main__":` guard.
 """
 
 from __future__ import annotations
