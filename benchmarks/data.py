@@ -27,26 +27,54 @@ from emo.paths import cache_root
 
 # Run in a fresh interpreter so the timing includes imports and a cold process, as a trial sees it.
 _LOAD_SNIPPET = """
-import json, resource, sys, time
+import json, sys, time
+def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would carry over the forking parent's peak)
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
 from emo.data.cache import prepare
-fs = prepare(sys.argv[1], cache_dir=sys.argv[2], progress=False)
+fs = prepare(sys.argv[1], cache_dir=sys.argv[2] if len(sys.argv) > 2 else None, progress=False)
 t_load = time.perf_counter() - t0
-rss_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss_load = peak_mib()
 t1 = time.perf_counter()
 checksum = float(fs.audio.sum()) + float(fs.video[:, :, ::8, ::8].sum())  # touch every page once
 t_touch = time.perf_counter() - t1
 print(json.dumps({"from_cache": fs.from_cache, "load_s": t_load, "touch_s": t_touch, "rss_load_mib": rss_load,
-                  "rss_after_touch_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "clips": len(fs), "bytes": fs.path.stat().st_size}))
+                  "rss_after_touch_mib": peak_mib(), "clips": len(fs), "bytes": fs.path.stat().st_size}))
 """
+
+
+def load_rows(root: Path, cache_dir: Path | None) -> list[list]:
+    """Load the cache of `root` in a fresh interpreter, as a sweep trial's process would."""
+    cmd = [sys.executable, "-c", _LOAD_SNIPPET, str(root)] + ([str(cache_dir)] if cache_dir else [])
+    load = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+    assert load["from_cache"], "the load run rebuilt the cache"
+    return [
+        [
+            f"load cache ({load['bytes'] / 2**20:.0f} MiB, fresh process, imports included)",
+            f"{load['load_s']:.2f} s",
+            f"peak RSS {load['rss_load_mib']:.0f} MiB",
+        ],
+        [
+            "first pass over every array page after load",
+            f"{load['touch_s']:.2f} s",
+            f"peak RSS {load['rss_after_touch_mib']:.0f} MiB",
+        ],
+    ]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--actors", type=int, default=24)
     p.add_argument("--subset-actors", type=int, default=4, help="actors in the 1-core vs all-cores comparison")
+    p.add_argument("--load-only", action="store_true", help="only time loading the set's cache in the default folder")
     args = p.parse_args()
+    if args.load_only:
+        root = cache_root() / f"bench-ravdess-size-{args.actors}"
+        body = table(["what", "speed / time", "detail"], load_rows(root, None))
+        report(f"Data: cache load, {args.actors * 60} clips at RAVDESS size", body)
+        return
 
     root = cache_root() / f"bench-ravdess-size-{args.actors}"
     t0 = time.perf_counter()
@@ -96,28 +124,7 @@ def main() -> None:
             ]
         )
         del fs
-        out = subprocess.run(
-            [sys.executable, "-c", _LOAD_SNIPPET, str(root), str(Path(tmp) / "full")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        load = json.loads(out.stdout.strip().splitlines()[-1])
-        assert load["from_cache"], "the load run rebuilt the cache"
-        rows.append(
-            [
-                f"load cache ({load['bytes'] / 2**20:.0f} MiB, fresh process, imports included)",
-                f"{load['load_s']:.2f} s",
-                f"peak RSS {load['rss_load_mib']:.0f} MiB",
-            ]
-        )
-        rows.append(
-            [
-                "first pass over every array page after load",
-                f"{load['touch_s']:.2f} s",
-                f"peak RSS {load['rss_after_touch_mib']:.0f} MiB",
-            ]
-        )
+        rows += load_rows(root, Path(tmp) / "full")
     ratio = speeds[cores] / speeds[1]
     body = table(["what", "speed / time", "detail"], rows)
     notes = (

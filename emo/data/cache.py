@@ -277,6 +277,9 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
             # (the writer closes before the file: the footer is written, then we sync it to disk)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; a cache is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
