@@ -587,33 +587,10 @@ def _complete(out: Path, args: dict) -> bool:
     return True
 
 
-def _generate(
-    out_dir: str | os.PathLike,
-    *,
-    actors: int,
-    width: int,
-    height: int,
-    fps: float,
-    sample_rate: int,
-    channels: int,
-    seconds: float,
-    seed: int,
-    modalities: Sequence[int],
-    workers: int | None,
-    progress: bool,
-) -> tuple[Path, bool]:
-    """`generate`, also saying whether anything was written (False: the set was already there)."""
-    args = check_args(
-        actors=actors,
-        width=width,
-        height=height,
-        fps=fps,
-        sample_rate=sample_rate,
-        channels=channels,
-        seconds=seconds,
-        seed=seed,
-        modalities=modalities,
-    )
+def _generate(out_dir: str | os.PathLike, *, workers: int | None, progress: bool, **settings) -> tuple[Path, bool]:
+    """`generate` (its keyword arguments other than `workers` and `progress` are `settings`), also saying
+    whether anything was written (False: the set was already there)."""
+    args = check_args(**settings)
     out = Path(out_dir).expanduser().absolute()
     if _complete(out, args):
         return out, False
@@ -685,21 +662,9 @@ def generate(
     A folder that already holds the complete set for these arguments is returned as is, at once. A folder
     with anything else in it (another synth set, other files) raises SynthError and is left untouched.
     """
-    out, _ = _generate(
-        out_dir,
-        actors=actors,
-        width=width,
-        height=height,
-        fps=fps,
-        sample_rate=sample_rate,
-        channels=channels,
-        seconds=seconds,
-        seed=seed,
-        modalities=modalities,
-        workers=workers,
-        progress=progress,
-    )
-    return out
+    settings = dict(actors=actors, width=width, height=height, fps=fps, sample_rate=sample_rate)
+    settings.update(channels=channels, seconds=seconds, seed=seed, modalities=modalities)
+    return _generate(out_dir, workers=workers, progress=progress, **settings)[0]
 
 
 def demo_root(progress: bool = True) -> Path:
