@@ -89,28 +89,25 @@ class FusionModel(nn.Module):
         return out
 
 
-@register("audio")
-class AudioOnly(FusionModel):
-    streams = ("audio",)
+class SingleStream(FusionModel):
+    """One stream's tokens, mean-pooled over time, then the classifier."""
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
         self.head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
 
     def forward_head(self, feats):
-        return {"logits": self.head(feats["audio_tokens"].mean(1))}
+        return {"logits": self.head(feats[f"{self.streams[0]}_tokens"].mean(1))}
+
+
+@register("audio")
+class AudioOnly(SingleStream):
+    streams = ("audio",)
 
 
 @register("video")
-class VideoOnly(FusionModel):
+class VideoOnly(SingleStream):
     streams = ("video",)
-
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
-        self.head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
-
-    def forward_head(self, feats):
-        return {"logits": self.head(feats["video_tokens"].mean(1))}  # temporal mean pooling
 
 
 @register("late")
