@@ -152,7 +152,13 @@ def run_epoch(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, 
     return res
 
 
-def fit(cfg: TrainConfig, data, report: Report | None = None, checkpoint_dir: str | Path | None = None) -> dict:
+def fit(
+    cfg: TrainConfig,
+    data,
+    report: Report | None = None,
+    checkpoint_dir: str | Path | None = None,
+    tracking: dict | None = None,
+) -> dict:
     """Train `cfg.fusion` on `data` (a `emo.data.FeatureSet`, or anything with its `audio`, `video`,
     `actors`, `has_audio`, `has_video` and `labels(num_classes)`), return the metrics.
 
@@ -160,7 +166,8 @@ def fit(cfg: TrainConfig, data, report: Report | None = None, checkpoint_dir: st
     once, with the weights of the best validation epoch. `report(metrics, checkpoint_dir)` is called
     after every epoch (the Ray Tune trainable passes `ray.tune.report` through it). With
     `checkpoint_dir`, the full state is saved there after every epoch, and a run started on a folder
-    that holds one resumes from it and ends exactly as if it had never stopped.
+    that holds one resumes from it and ends exactly as if it had never stopped. `tracking` holds extra
+    `emo.tracking.start_run` arguments for the W&B run (a sweep sets name, group, tags and directory).
     """
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -197,104 +204,112 @@ def fit(cfg: TrainConfig, data, report: Report | None = None, checkpoint_dir: st
     if cfg.wandb:
         from emo.tracking import start_run
 
-        run = start_run(cfg.to_dict(), project=cfg.wandb_project, tags=(cfg.fusion,), run_id=wandb_id, directory=ckpt)
+        opts = {"project": cfg.wandb_project, "tags": (cfg.fusion,), "directory": ckpt, **(tracking or {})}
+        if wandb_id:  # resuming: continue the run this checkpoint logged to
+            opts["run_id"] = wandb_id
+        run = start_run(cfg.to_dict(), **opts)
         wandb_id = run.id
-
-    stopped_early = bool(history) and best["bad_epochs"] >= cfg.early_stopping_patience > 0
-    for epoch in range(start_epoch, cfg.epochs):
-        if stopped_early:
-            break
-        t0 = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        tr = run_epoch(model, dd, split.train, cfg, device, optimizer)
-        va = run_epoch(model, dd, split.val, cfg, device)
-        if scheduler is not None:
-            scheduler.step()
-        improved = va["f1"] > best["f1"]
-        if improved:
-            best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            best["bad_epochs"] += 1
-        stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0
-        metrics = {
-            "epoch": epoch + 1,  # epochs completed: the unit ASHA counts in
-            "train/loss": tr["loss"],
-            "val/loss": va["loss"],
-            "train/f1": tr["f1"],
-            "val/f1": va["f1"],
-            "train/acc": tr["acc"],
-            "val/acc": va["acc"],
-            "lr": lr,
-            "best/val_f1": best["f1"],
-            "best/epoch": best["epoch"] + 1,
-            "time/epoch_s": time.perf_counter() - t0,
-        }
-        if "gate" in tr:
-            metrics["gate/train_mean"] = float(tr["gate"].mean())
-            metrics["gate/val_mean"] = float(va["gate"].mean())
-        history.append(metrics)
-        if ckpt is not None:
+    try:
+        stopped_early = bool(history) and best["bad_epochs"] >= cfg.early_stopping_patience > 0
+        for epoch in range(start_epoch, cfg.epochs):
+            if stopped_early:
+                break
+            t0 = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            tr = run_epoch(model, dd, split.train, cfg, device, optimizer)
+            va = run_epoch(model, dd, split.val, cfg, device)
+            if scheduler is not None:
+                scheduler.step()
+            improved = va["f1"] > best["f1"]
             if improved:
-                _atomic_save(best_state, ckpt / BEST_FILE)
-            _atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "epoch": epoch,
-                    "best": best,
-                    "history": history,
-                    "rng": _rng_state(),
-                    "config": cfg.to_dict(),
-                    "wandb_id": wandb_id,
-                },
-                ckpt / STATE_FILE,
-            )
-        if run is not None:
-            run.log(metrics, step=epoch + 1)
-        if report is not None:
-            report(dict(metrics), str(ckpt) if ckpt is not None else None)
+                best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                best["bad_epochs"] += 1
+            stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0
+            metrics = {
+                "epoch": epoch + 1,  # epochs completed: the unit ASHA counts in
+                "train/loss": tr["loss"],
+                "val/loss": va["loss"],
+                "train/f1": tr["f1"],
+                "val/f1": va["f1"],
+                "train/acc": tr["acc"],
+                "val/acc": va["acc"],
+                "lr": lr,
+                "best/val_f1": best["f1"],
+                "best/epoch": best["epoch"] + 1,
+                "time/epoch_s": time.perf_counter() - t0,
+                "stopped_early": stopped_early,  # this was the last epoch: no val improvement for `patience`
+            }
+            if "gate" in tr:
+                metrics["gate/train_mean"] = float(tr["gate"].mean())
+                metrics["gate/val_mean"] = float(va["gate"].mean())
+            history.append(metrics)
+            if ckpt is not None:
+                if improved:
+                    _atomic_save(best_state, ckpt / BEST_FILE)
+                _atomic_save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "epoch": epoch,
+                        "best": best,
+                        "history": history,
+                        "rng": _rng_state(),
+                        "config": cfg.to_dict(),
+                        "wandb_id": wandb_id,
+                    },
+                    ckpt / STATE_FILE,
+                )
+            if run is not None:
+                run.log(metrics, step=epoch + 1)
+            if report is not None:
+                report(dict(metrics), str(ckpt) if ckpt is not None else None)
 
-    # Test once, with the best validation epoch's weights: test clips never choose anything.
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    te = run_epoch(model, dd, split.test, cfg, device)
-    names = class_names(cfg.num_classes)
-    results = {
-        "fusion": cfg.fusion,
-        "num_classes": cfg.num_classes,
-        "epochs_run": len(history),
-        "stopped_early": stopped_early,
-        "best_epoch": best["epoch"] + 1,
-        METRIC: best["f1"],
-        "test/f1": te["f1"],
-        "test/acc": te["acc"],
-        "test/loss": te["loss"],
-        "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
-        "test/confusion": te["cm"].tolist(),
-        "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
-        "test/pred": te["pred"].tolist(),
-        "split": {
-            **split.sizes(),
-            "train_actors": split.train_actors,
-            "val_actors": split.val_actors,
-            "test_actors": split.test_actors,
-        },
-        "history": history,
-        "seconds": time.perf_counter() - t_start,
-    }
-    if "gate" in te:
-        y = dd.labels_np[te["order"].numpy()]
-        g = te["gate"].numpy()
-        results["gate"] = {
-            "test_mean": float(g.mean()),
-            "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+        # Test once, with the best validation epoch's weights: test clips never choose anything.
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        te = run_epoch(model, dd, split.test, cfg, device)
+        names = class_names(cfg.num_classes)
+        results = {
+            "fusion": cfg.fusion,
+            "num_classes": cfg.num_classes,
+            "epochs_run": len(history),
+            "stopped_early": stopped_early,
+            "best_epoch": best["epoch"] + 1,
+            METRIC: best["f1"],
+            "test/f1": te["f1"],
+            "test/acc": te["acc"],
+            "test/loss": te["loss"],
+            "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
+            "test/confusion": te["cm"].tolist(),
+            "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
+            "test/pred": te["pred"].tolist(),
+            "split": {
+                **split.sizes(),
+                "train_actors": split.train_actors,
+                "val_actors": split.val_actors,
+                "test_actors": split.test_actors,
+            },
+            "history": history,
+            "seconds": time.perf_counter() - t_start,
         }
-    if run is not None:
-        run.summary.update({k: v for k, v in results.items() if isinstance(v, int | float)})
-        run.finish()
-    return results
+        if "gate" in te:
+            y = dd.labels_np[te["order"].numpy()]
+            g = te["gate"].numpy()
+            results["gate"] = {
+                "test_mean": float(g.mean()),
+                "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+            }
+        if run is not None:
+            run.summary.update({k: v for k, v in results.items() if isinstance(v, int | float)})
+        return results
+    finally:
+        # Also when the loop is cut short: a sweep scheduler stopping the trial ends the `report` call
+        # with SystemExit, and the W&B run must still be closed and its files flushed.
+        if run is not None:
+            run.finish()
 
 
 _RESUME_MAY_DIFFER = {"epochs", "device", "wandb", "wandb_project", "early_stopping_patience"}

@@ -5,7 +5,7 @@ fs = prepare("path/to/RAVDESS")            # builds or loads the cache
 fs.audio, fs.video, fs.labels(8)             # (N, n_mels, frames) f32, (N, T, S, S, 3) u8, (N,)
 """
 
-from emo.data.cache import FeatureSet, prepare
+from emo.data.cache import FeatureSet, TrainingArrays, prepare
 from emo.data.catalog import Catalog, DataRootError, discover
 from emo.data.labels import CLASS_NAMES, EMOTIONS, class_names, label_of, labels_of
 from emo.data.naming import RavdessName, RavdessNameError, parse_name
@@ -21,6 +21,7 @@ __all__ = [
     "RavdessNameError",
     "Split",
     "SplitError",
+    "TrainingArrays",
     "actor_folds",
     "actor_split",
     "class_names",

@@ -91,6 +91,18 @@ class FeatureSet:
     def labels(self, num_classes: int) -> np.ndarray:
         return labels_of(self.emotions, num_classes)
 
+    def arrays(self) -> TrainingArrays:
+        """The columns training needs, without the Arrow table (see TrainingArrays)."""
+        return TrainingArrays(
+            audio=self.audio,
+            video=self.video,
+            actors=self.actors,
+            emotions=self.emotions,
+            has_audio=self.has_audio.astype(bool),
+            has_video=self.has_video.astype(bool),
+            recordings=self.column("recording").astype(str),
+        )
+
     def summary(self) -> dict:
         """Counts a person wants to see: per class, actor, modality and crop; skips; cache size."""
         names = class_names(8)
@@ -112,6 +124,30 @@ class FeatureSet:
             "from_cache": self.from_cache,
             "seconds": round(self.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class TrainingArrays:
+    """What training reads from a FeatureSet, as plain numpy arrays and nothing else.
+
+    This is what a sweep puts in Ray's object store once: numpy arrays travel as out-of-band buffers
+    and every trial on a node maps the same shared-memory copy read-only. Pickling a FeatureSet would
+    also carry its Arrow table, i.e. the features twice.
+    """
+
+    audio: np.ndarray | None
+    video: np.ndarray | None
+    actors: np.ndarray
+    emotions: np.ndarray
+    has_audio: np.ndarray
+    has_video: np.ndarray
+    recordings: np.ndarray  # RAVDESS recording ids ("01-01-05-01-01-01-12"), for error analysis
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def labels(self, num_classes: int) -> np.ndarray:
+        return labels_of(self.emotions, num_classes)
 
 
 def default_cache_dir() -> Path:
