@@ -1,0 +1,29 @@
+"""Search spaces, one module per fusion method, each over `TrainConfig` field names.
+
+    from search_spaces import get_space
+    sp = get_space("gated")          # validated; sp.params (Tune domains), sp.recipe (evaluated first)
+    sp = sp.pin({"lr": 5e-4})        # a key given on the command line leaves the search
+
+Adding a method: a module here with `SPACE = space("name", ...)` and its name in `METHODS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from emo.config import FUSIONS
+from search_spaces.common import SearchSpace, SearchSpaceError, space, validate
+
+METHODS: tuple[str, ...] = tuple(FUSIONS)  # audio, video, late, concat, gated, xattn
+
+
+def get_space(method: str) -> SearchSpace:
+    """The validated space of `method`; an unknown name raises SearchSpaceError listing the valid ones."""
+    if method not in METHODS:
+        raise SearchSpaceError(f"unknown method {method!r}; choose from: {', '.join(METHODS)}, or all")
+    sp = importlib.import_module(f"search_spaces.{method}").SPACE
+    validate(sp)
+    return sp
+
+
+__all__ = ["METHODS", "SearchSpace", "SearchSpaceError", "get_space", "space", "validate"]

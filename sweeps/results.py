@@ -1,0 +1,132 @@
+"""A sweep's results as one table: one row per trial, written to `results.parquet` in the run folder,
+and the leaderboard printed at the end. Readable with pandas or DuckDB:
+
+    pd.read_parquet("runs/NAME/results.parquet")
+    duckdb.sql("select method, max(best_val_f1) from 'runs/NAME/results.parquet' group by method")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweeps.progress import START_OVERHEAD_S
+from sweeps.trainable import OBJECTIVE
+
+STATUSES = ("completed", "early-stopped", "pruned", "error")
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: int) -> dict:
+    """One trial (a `ray.tune.Result`) as a flat row."""
+    m = dict(result.metrics or {})
+    cfg = dict(result.config or {})
+    df = result.metrics_dataframe
+    epochs = int(m.get("epoch") or 0)
+    if result.error is not None:
+        status = "error"
+    elif epochs >= max_epochs:
+        status = "completed"
+    elif m.get("stopped_early"):
+        status = "early-stopped"  # fit's own early stopping (patience on val Macro-F1)
+    else:
+        status = "pruned"  # the scheduler (ASHA) stopped it at a rung
+    setup = None
+    if df is not None and "time/setup_s" in df.columns and len(df):
+        setup = _num(float(df["time/setup_s"].dropna().iloc[0])) if df["time/setup_s"].notna().any() else None
+    row = {
+        "sweep": sweep,
+        "method": method,
+        "trial_id": m.get("trial_id") or Path(result.path).name,
+        "status": status,
+        "epochs": epochs,
+        "max_epochs": max_epochs,
+        "best_val_f1": _num(m.get(OBJECTIVE)),
+        "best_epoch": _num(m.get("best/epoch")),
+        "val_f1": _num(m.get("val/f1")),
+        "val_acc": _num(m.get("val/acc")),
+        "val_loss": _num(m.get("val/loss")),
+        "train_f1": _num(m.get("train/f1")),
+        "train_loss": _num(m.get("train/loss")),
+        "gate_val_mean": _num(m.get("gate/val_mean")),
+        "wall_s": _num(m.get("time_total_s")),
+        "setup_s": setup,  # in the trial: first epoch's start minus the trainable's start
+        "start_overhead_s": START_OVERHEAD_S.get(m.get("trial_id")),  # driver: trial start to first epoch
+        "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}"[:2000],
+        "path": result.path,
+        "checkpoint": result.checkpoint.path if result.checkpoint is not None else None,
+        "config": json.dumps(cfg, sort_keys=True, default=str),
+    }
+    for k in searched:
+        v = cfg.get(k)
+        row[f"config/{k}"] = v.item() if hasattr(v, "item") else v
+    return row
+
+
+def write_parquet(rows: list[dict], storage_path: str, name: str, metadata: dict) -> str:
+    """results.parquet in the sweep folder, atomically (a reader never sees half a file)."""
+    table = pa.Table.from_pylist(rows)
+    table = table.replace_schema_metadata({b"emo.sweep": json.dumps(metadata, default=str).encode()})
+    if "://" in storage_path:  # s3://, gs://: one object PUT is atomic already
+        fs, root = pafs.FileSystem.from_uri(storage_path)
+        path = f"{root}/{name}/results.parquet"
+        with fs.open_output_stream(path) as f:
+            pq.write_table(table, f)
+        return f"{storage_path.rstrip('/')}/{name}/results.parquet"
+    out = Path(storage_path, name, "results.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".parquet", dir=out.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(out)
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def leaderboard(rows: list[dict], top: int = 5) -> str:
+    """The best `top` trials of each method by best validation Macro-F1, methods ranked by their best."""
+    by_method: dict[str, list[dict]] = {}
+    for r in rows:
+        by_method.setdefault(r["method"], []).append(r)
+
+    def score(r):
+        return r["best_val_f1"] if r["best_val_f1"] is not None else -1.0
+
+    order = sorted(by_method, key=lambda m: max(score(r) for r in by_method[m]), reverse=True)
+    lines = []
+    for method in order:
+        trials = sorted(by_method[method], key=score, reverse=True)
+        counts = {s: sum(r["status"] == s for r in trials) for s in STATUSES}
+        epochs = sum(r["epochs"] for r in trials)
+        lines.append(
+            f"{method}: {len(trials)} trials ("
+            + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            + f"), {epochs} epochs trained"
+        )
+        lines.append(f"  {'rank':>4}  {'trial':<14} {'val F1':>6}  {'epochs':>6}  {'status':<13} config")
+        for i, r in enumerate(trials[:top], 1):
+            params = " ".join(f"{k[7:]}={_short(v)}" for k, v in r.items() if k.startswith("config/"))
+            f1 = f"{r['best_val_f1']:.3f}" if r["best_val_f1"] is not None else "-"
+            lines.append(f"  {i:>4}  {r['trial_id']:<14} {f1:>6}  {r['epochs']:>6}  {r['status']:<13} {params}")
+            if r["error"]:
+                lines.append(f"        error: {r['error'].splitlines()[0][:150]}")
+    return "\n".join(lines)

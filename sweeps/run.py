@@ -1,0 +1,376 @@
+"""Sweep fusion methods' hyperparameters with Ray Tune, Optuna (TPE) and ASHA; log trials to W&B.
+
+    python -m sweeps.run gated                        # the built-in demo set, every CPU/GPU Ray sees
+    python -m sweeps.run gated audio video --data_root ~/data/RAVDESS --num-samples 32 --max-epochs 20
+    python -m sweeps.run all --data_root /shared/RAVDESS --gpus-per-trial 0.25 --storage-path s3://b/runs
+    python -m sweeps.run --resume --name NAME         # continue an interrupted sweep
+
+Each method is one Tune experiment under STORAGE/NAME/METHOD. The driver builds or loads the feature
+cache once and puts it in Ray's object store once; every trial reads that shared copy. At the end it
+prints a leaderboard and writes STORAGE/NAME/results.parquet (one row per trial).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Before ray is imported anywhere (these are read at import time):
+# - workers run this interpreter. Ray 2.60 otherwise notices `uv run` and starts every worker through
+#   `uv run` again, which only adds a uv warning per worker: the project is already this environment.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# - with CheckpointConfig(num_to_keep=1) every epoch's checkpoint forces an experiment-state snapshot
+#   (the state a --resume needs); that costs milliseconds here, and the warning about it is noise.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+from emo.cli import add_dataclass_flags, add_flag, fail, given  # noqa: E402
+from emo.config import TrainConfig  # noqa: E402
+
+SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume continues
+# Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
+_DEFINING = (
+    "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
+    "gpus_per_trial", "cpus_per_trial", "max_concurrent",
+)  # fmt: skip
+# Demo-set defaults: the light video CNN (ResNet18 per frame is minutes per epoch on a CPU) and a
+# short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
+DEMO_FIXED = {"video_backbone": "light"}
+DEMO_BUDGET = {"num_samples": 8, "max_epochs": 6}
+DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    from search_spaces import METHODS
+
+    p = argparse.ArgumentParser(
+        prog="python -m sweeps.run",
+        description=__doc__.split("\n\n")[0],
+        epilog="Every flag works with underscores or hyphens (--num_classes, --num-classes). TrainConfig "
+        "flags (--lr, --dropout, ...) pin that value for every trial and take it out of the search.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("methods", nargs="*", metavar="METHOD", help=f"one or more of {', '.join(METHODS)}, or all")
+    g = p.add_argument_group("budget and search")
+    add_flag(g, "num-samples", type=int, help="trials per method (default: 8 on the demo set, 16 on real data)")
+    add_flag(g, "max-epochs", type=int, help="epochs a trial may run: ASHA's max_t (default: 6 demo, 20 data)")
+    add_flag(g, "grace-period", type=int, default=1, help="ASHA: epochs every trial runs (default: 1)")
+    add_flag(g, "reduction-factor", type=int, default=2, help="ASHA: keep 1/this at each rung (default: 2)")
+    add_flag(g, "scheduler", choices=("asha", "fifo"), default="asha", help="fifo: no early stopping")
+    add_flag(g, "search", choices=("tpe", "random"), default="tpe", help="Optuna sampler (default: tpe)")
+    add_flag(g, "max-concurrent", type=int, help="trials at once (default: what the cluster's CPUs/GPUs hold)")
+    g = p.add_argument_group("resources and cluster")
+    add_flag(g, "gpus-per-trial", type=float, help="GPU share per trial, 0.25 packs 4 on a GPU (default: 1 if any)")
+    add_flag(g, "cpus-per-trial", type=float, help="CPUs per trial (default: 1)")
+    add_flag(g, "address", help="join a running Ray cluster: auto, or ray://HOST:10001 (default: start Ray here)")
+    add_flag(g, "dashboard-host", default="127.0.0.1", help="where a locally started dashboard listens")
+    add_flag(g, "max-failures", type=int, default=3, help="retries of a trial whose worker died (from its checkpoint)")
+    g = p.add_argument_group("storage")
+    add_flag(g, "storage-path", default="runs", help="where sweeps are written (shared path or s3:// on a cluster)")
+    add_flag(g, "name", help="the sweep's folder under --storage-path (default: METHODS-DATE-TIME)")
+    add_flag(g, "resume", action="store_true", help="continue the sweep --name (default: the newest one)")
+    add_flag(g, "top", type=int, default=5, help="leaderboard rows per method")
+    g = p.add_argument_group("TrainConfig (fixed for every trial unless searched)")
+    fields = add_dataclass_flags(g, TrainConfig, skip=("fusion", "epochs"))
+    return p, fields
+
+
+def _storage_fs(storage_path: str):
+    import pyarrow.fs as pafs
+
+    if "://" in storage_path:
+        return pafs.FileSystem.from_uri(storage_path)
+    return pafs.LocalFileSystem(), str(Path(storage_path).resolve())
+
+
+def _read_sweep(storage_path: str, name: str | None) -> dict:
+    import pyarrow.fs as pafs
+
+    fs, root = _storage_fs(storage_path)
+    if name is None:  # the newest sweep in the storage folder
+        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        found = [i for i in infos if fs.get_file_info(f"{i.path}/{SWEEP_FILE}").type == pafs.FileType.File]
+        if not found:
+            fail(f"--resume: no sweep found in {storage_path} (a sweep folder holds {SWEEP_FILE}); pass --name")
+        name = max(found, key=lambda i: fs.get_file_info(f"{i.path}/{SWEEP_FILE}").mtime).base_name
+    info = fs.get_file_info(f"{root}/{name}/{SWEEP_FILE}")
+    if info.type != pafs.FileType.File:
+        fail(f"--resume: {storage_path}/{name} holds no sweep (no {SWEEP_FILE}); start one without --resume")
+    with fs.open_input_stream(info.path) as f:
+        return json.loads(f.read())
+
+
+def _write_sweep(storage_path: str, sweep: dict) -> None:
+    fs, root = _storage_fs(storage_path)
+    fs.create_dir(f"{root}/{sweep['name']}", recursive=True)
+    data = json.dumps(sweep, indent=1, default=str).encode()
+    path = f"{root}/{sweep['name']}/{SWEEP_FILE}"
+    if isinstance(fs, type(_storage_fs(".")[0])):  # local: write beside, then rename (atomic)
+        fd, tmp = tempfile.mkstemp(prefix=".sweep.", dir=Path(path).parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    else:
+        with fs.open_output_stream(path) as f:
+            f.write(data)
+
+
+def resolve(argv: list[str] | None) -> dict:
+    """Parse and check everything before Ray starts: a mistake costs a second, not a cluster start."""
+    from search_spaces import METHODS, SearchSpaceError, get_space
+
+    parser, fields = build_parser()
+    args = parser.parse_args(argv)
+    base = given(args, fields)
+    flags = {k: getattr(args, k) for k in _DEFINING}
+    if args.resume:
+        saved = _read_sweep(args.storage_path, args.name)
+        changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
+        changed += ["methods"] if args.methods and args.methods != saved["methods"] else []
+        if changed:
+            fail(
+                f"--resume continues sweep {saved['name']!r} with its own settings; drop "
+                + ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+            )
+        sweep = saved
+    else:
+        if not args.methods:
+            fail(f"name a method to sweep: {', '.join(METHODS)}, or all")
+        methods = list(METHODS) if args.methods == ["all"] else list(dict.fromkeys(args.methods))
+        demo = base.get("data_root") is None
+        fixed = {**(DEMO_FIXED if demo else {}), **base}
+        budget = DEMO_BUDGET if demo else DATA_BUDGET
+        flags["num_samples"] = flags["num_samples"] or budget["num_samples"]
+        flags["max_epochs"] = flags["max_epochs"] or budget["max_epochs"]
+        for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
+            if flags[k] < 1:
+                fail(f"--{k.replace('_', '-')} must be >= 1, got {flags[k]}")
+        if flags["grace_period"] > flags["max_epochs"]:
+            fail(f"--grace-period ({flags['grace_period']}) is longer than --max-epochs ({flags['max_epochs']})")
+        for k in ("gpus_per_trial", "cpus_per_trial", "max_concurrent"):
+            if flags[k] is not None and (flags[k] < 0 or (k != "gpus_per_trial" and flags[k] == 0)):
+                fail(f"--{k.replace('_', '-')} must be > 0, got {flags[k]}")
+        if flags["gpus_per_trial"] and flags["gpus_per_trial"] > 1 and flags["gpus_per_trial"] % 1:
+            fail(f"--gpus-per-trial above 1 must be a whole number, got {flags['gpus_per_trial']}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        sweep = {
+            "name": args.name or f"{'-'.join(methods) if len(methods) < 4 else 'all'}-{stamp}",
+            "methods": methods,
+            "fixed": fixed,
+            **flags,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "finished": [],
+        }
+    try:
+        for m in sweep["methods"]:
+            sp = get_space(m).pin(sweep["fixed"])
+            sp.config({**sp.recipe, "epochs": sweep["max_epochs"]})  # the fixed values are valid too
+    except (SearchSpaceError, ValueError) as e:
+        fail(str(e))
+    return {"args": args, "sweep": sweep}
+
+
+def _start_ray(args) -> tuple[bool, str | None]:
+    """Join `--address` or start Ray here, with the dashboard on loopback. Returns (started here, URL)."""
+    import ray
+
+    if args.address:
+        # Ray 2.60 turns token authentication on; a driver joining a cluster must say so.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        ctx = ray.init(address=args.address, log_to_driver=True)
+        started = False
+    else:
+        ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host)
+        started = True
+    url = getattr(ctx, "dashboard_url", None)
+    return started, (f"http://{url}" if url and "://" not in url else url)
+
+
+def _max_concurrent(sweep: dict, gpus: float, cpus: float) -> int:
+    import ray
+
+    if sweep["max_concurrent"]:
+        return min(sweep["max_concurrent"], sweep["num_samples"])
+    res = ray.cluster_resources()
+    fit_ = math.floor(res.get("GPU", 0) / gpus) if gpus else math.floor(res.get("CPU", 1) / cpus)
+    return max(1, min(fit_, sweep["num_samples"]))
+
+
+def _searcher(sweep: dict, sp, seed: int):
+    import optuna
+
+    from sweeps.search import PrunedAwareOptunaSearch
+    from sweeps.trainable import OBJECTIVE
+
+    n = sweep["num_samples"]
+    if sweep["search"] == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        # Optuna's default of 10 random start-up trials would leave a small sweep with no TPE at all.
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n // 4)), constant_liar=True)
+    return PrunedAwareOptunaSearch(
+        metric=OBJECTIVE,
+        mode="max",
+        sampler=sampler,
+        points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
+        max_epochs=sweep["max_epochs"],
+    )
+
+
+def trial_name(trial) -> str:
+    """`gated_3f2a1b0c`: short folder names (Ray's default spells out the whole config)."""
+    return f"{trial.config.get('fusion', 'trial')}_{trial.trial_id}"
+
+
+def run_method(method: str, sweep: dict, args, trainable, resume: bool):
+    """One Tune experiment (STORAGE/NAME/METHOD): start it, or restore it with searcher and scheduler
+    state, finished trials kept and unfinished ones continued from their checkpoints."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search_spaces import get_space
+    from sweeps.progress import Progress
+    from sweeps.trainable import OBJECTIVE, TIME_ATTR
+
+    sp = get_space(method).pin(sweep["fixed"])
+    storage = sweep["storage"]
+    exp_path = f"{storage.rstrip('/')}/{sweep['name']}/{method}"
+    if resume and tune.Tuner.can_restore(exp_path):
+        print(f"[{method}] resuming {exp_path}", flush=True)
+        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+        return tuner.fit(), sp
+    scheduler = (
+        ASHAScheduler(
+            time_attr=TIME_ATTR,
+            max_t=sweep["max_epochs"],
+            grace_period=sweep["grace_period"],
+            reduction_factor=sweep["reduction_factor"],
+        )
+        if sweep["scheduler"] == "asha"
+        else FIFOScheduler()
+    )
+    seed = int(sweep["fixed"].get("seed", 0))
+    tuner = tune.Tuner(
+        trainable,
+        param_space={**sp.param_space(), "epochs": sweep["max_epochs"]},
+        tune_config=tune.TuneConfig(
+            metric=OBJECTIVE,
+            mode="max",
+            search_alg=_searcher(sweep, sp, seed),
+            scheduler=scheduler,
+            num_samples=sweep["num_samples"],
+            max_concurrent_trials=sweep["concurrent"],
+            # A fresh worker per trial costs ~14 s here (torch import, first model build); reusing
+            # them took 8 short trials from 58 s to 12 s (../shared/FINDINGS.md).
+            reuse_actors=True,
+            trial_name_creator=trial_name,
+            trial_dirname_creator=trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name=method,
+            storage_path=f"{storage.rstrip('/')}/{sweep['name']}",
+            failure_config=tune.FailureConfig(max_failures=args.max_failures),
+            # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Trials' working directories (their W&B run folders) are copied into their trial folders.
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            callbacks=[Progress(method, sweep["num_samples"], sweep["max_epochs"])],
+            verbose=0,  # Progress prints one line per epoch instead of Ray's wide status tables
+        ),
+    )
+    return tuner.fit(), sp
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emo.data.catalog import DataRootError
+
+    r = resolve(argv)
+    args, sweep = r["args"], r["sweep"]
+    resume = args.resume
+    if not resume:
+        sweep["storage"] = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
+
+    cfg = TrainConfig(**sweep["fixed"], epochs=sweep["max_epochs"])
+    from emo.train import load_data
+
+    try:
+        data = load_data(cfg)
+    except (DataRootError, ValueError) as e:
+        fail(str(e))
+    summary = data.summary()
+    where = cfg.data_root or "the built-in demo set"
+    print(f"{len(data)} clips from {where}; {len(summary['skipped'])} files skipped", flush=True)
+    for s in summary["skipped"]:
+        print(f"  skipped {s['path']}: {s['reason']}")
+
+    import ray
+    from ray import tune
+
+    from sweeps.results import leaderboard, trial_row, write_parquet
+    from sweeps.trainable import train_trial
+
+    started, url = _start_ray(args)
+    try:
+        if url:
+            token = Path.home() / ".ray" / "auth_token"
+            note = f" (it asks for the token in {token})" if token.exists() else ""
+            print(f"Ray dashboard: {url}{note}", flush=True)
+        res = ray.cluster_resources()
+        gpus = sweep["gpus_per_trial"]
+        if gpus is None:
+            gpus = 1.0 if res.get("GPU", 0) >= 1 else 0.0
+        cpus = sweep["cpus_per_trial"] or 1.0
+        sweep["concurrent"] = sweep.get("concurrent") or _max_concurrent(sweep, gpus, cpus)
+        sweep["resources"] = {"cpu": cpus, "gpu": gpus}
+        _write_sweep(sweep["storage"], sweep)
+        print(
+            f"sweep {sweep['name']}: {', '.join(sweep['methods'])}; {sweep['num_samples']} trials each, "
+            f"up to {sweep['max_epochs']} epochs, {sweep['scheduler']} + {sweep['search']}; "
+            f"{sweep['concurrent']} at a time ({cpus:g} CPU, {gpus:g} GPU each); "
+            f"cluster {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs",
+            flush=True,
+        )
+        # Into the object store once; every trial of every method maps this one copy.
+        trainable = tune.with_resources(
+            tune.with_parameters(train_trial, data=data.arrays(), sweep=sweep["name"]),
+            {"cpu": cpus, "gpu": gpus},
+        )
+        rows = []
+        for method in sweep["methods"]:
+            t0 = time.perf_counter()
+            grid, sp = run_method(method, sweep, args, trainable, resume)
+            method_rows = [
+                trial_row(res_, sweep["name"], method, list(sp.params), sweep["max_epochs"]) for res_ in grid
+            ]
+            rows += method_rows
+            print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
+            if method not in sweep["finished"]:
+                sweep["finished"].append(method)
+                _write_sweep(sweep["storage"], sweep)
+        meta = {
+            "sweep": sweep,
+            "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},
+        }
+        out = write_parquet(rows, sweep["storage"], sweep["name"], meta)
+    finally:
+        if started:
+            ray.shutdown()
+    print()
+    print(leaderboard(rows, top=args.top))
+    print(f"\nresults: {out}")
+    if sweep["fixed"].get("wandb"):
+        from emo.tracking import wandb_mode
+
+        if wandb_mode() == "offline":
+            runs = f"{sweep['storage']}/{sweep['name']}/*/*/wandb/offline-run-*"
+            print(f"W&B runs are offline; upload them with: wandb sync {runs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
