@@ -15,6 +15,13 @@ import typing
 from typing import Any
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one `error:` line naming the fix, not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        fail(f"{message} (see {self.prog} --help)")
+
+
 def flag_names(name: str) -> list[str]:
     """`num_classes` -> ['--num_classes', '--num-classes'] (one spelling if the name has no '_')."""
     under, hyphen = "--" + name.replace("-", "_"), "--" + name.replace("_", "-")

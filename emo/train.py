@@ -346,9 +346,9 @@ def _print_epoch(metrics: dict, _ckpt) -> None:
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    from emo.cli import add_dataclass_flags, add_flag, given
+    from emo.cli import Parser, add_dataclass_flags, add_flag, given
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m emo.train",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -21,16 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# Before ray is imported anywhere (these are read at import time):
-# - workers run this interpreter. Ray 2.60 otherwise notices `uv run` and starts every worker through
-#   `uv run` again, which only adds a uv warning per worker: the project is already this environment.
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-# - with CheckpointConfig(num_to_keep=1) every epoch's checkpoint forces an experiment-state snapshot
-#   (the state a --resume needs); that costs milliseconds here, and the warning about it is noise.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-from emo.cli import add_dataclass_flags, add_flag, fail, given  # noqa: E402
-from emo.config import TrainConfig  # noqa: E402
+import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
+from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
+from emo.config import TrainConfig
 
 SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume continues
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
@@ -48,7 +41,7 @@ DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     from search_spaces import METHODS
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m sweeps.run",
         description=__doc__.split("\n\n")[0],
         epilog="Every flag works with underscores or hyphens (--num_classes, --num-classes). TrainConfig "
@@ -145,8 +138,8 @@ def resolve(argv: list[str] | None) -> dict:
         demo = base.get("data_root") is None
         fixed = {**(DEMO_FIXED if demo else {}), **base}
         budget = DEMO_BUDGET if demo else DATA_BUDGET
-        flags["num_samples"] = flags["num_samples"] or budget["num_samples"]
-        flags["max_epochs"] = flags["max_epochs"] or budget["max_epochs"]
+        for k in ("num_samples", "max_epochs"):
+            flags[k] = budget[k] if flags[k] is None else flags[k]
         for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             if flags[k] < 1:
                 fail(f"--{k.replace('_', '-')} must be >= 1, got {flags[k]}")

@@ -22,9 +22,7 @@ from emo.data import synth
 from emo.data.naming import parse_name
 
 # Tiny but complete: 2 actors x 60 recordings x 3 files, 64x48 (the face fills the centre 48x48).
-ARGS = dict(
-    actors=2, width=64, height=48, fps=10.0, sample_rate=16000, seconds=1.2, seed=0, modalities=(1, 2, 3)
-)
+ARGS = dict(actors=2, width=64, height=48, fps=10.0, sample_rate=16000, seconds=1.2, seed=0, modalities=(1, 2, 3))
 N_FRAMES = round(ARGS["fps"] * ARGS["seconds"])
 N_SAMPLES = round(ARGS["sample_rate"] * ARGS["seconds"])
 AAC_FRAME = 1024  # samples per AAC frame: decoded tracks may run up to one frame long (encoder padding)
@@ -115,9 +113,7 @@ def test_wav_is_the_mp4_audio_with_the_same_duration(tiny):
 def test_same_arguments_give_identical_files(tiny, tmp_path):
     # one actor, serially, in another folder: the per-clip seeds do not depend on the set around the clip
     # nor on the worker count, so actor 01's files must come out the same
-    other = synth.generate(
-        tmp_path / "again", **{**ARGS, "actors": 1, "modalities": (1, 3)}, workers=1, progress=False
-    )
+    other = synth.generate(tmp_path / "again", **{**ARGS, "actors": 1, "modalities": (1, 3)}, workers=1, progress=False)
     wavs = media(other, "*.wav")
     assert len(wavs) == 60
     for w in wavs:

@@ -11,11 +11,10 @@ cache and decodes nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from emo.cli import add_dataclass_flags, add_flag, fail, given
+from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
 from emo.config import FEATURE_PRESETS, FeatureConfig, feature_preset
 from emo.data.cache import FeatureSet, prepare
 from emo.data.catalog import DataRootError
@@ -48,7 +47,7 @@ def format_summary(fs: FeatureSet) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emo.data", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m emo.data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="build or load the feature cache and print a summary")
     add_flag(p, "data_root", help="RAVDESS folder (searched recursively); default: the built-in demo set")

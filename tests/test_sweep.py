@@ -1,0 +1,331 @@
+"""The sweep driver, for real: a local Ray instance, Optuna's TPE, ASHA, W&B offline, read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeps.results import STATUSES
+
+ROOT = Path(__file__).resolve().parents[1]
+# The tiny demo set's recordings with the demo preset's features and the light video CNN: a gated
+# epoch takes a few seconds on one core.
+SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light"]
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tiny_demo):
+    return str(tiny_demo.root)
+
+
+def _wandb_history(run_dir: Path) -> list[dict]:
+    """W&B's own reader of an offline run folder (`wandb leet inspect --json`)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.strip().startswith("{")]
+    return [r for r in records if r.get("type") == "history" or "val/f1" in json.dumps(r)]
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tiny_root, tmp_path_factory):
+    """One real 6-trial x 3-epoch gated sweep with W&B offline, run through the CLI's main()."""
+    from sweeps.run import main
+
+    storage = tmp_path_factory.mktemp("runs")
+    old = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_API_KEY")}
+    os.environ["WANDB_MODE"] = "offline"
+    os.environ.pop("WANDB_API_KEY", None)
+    argv = ["gated", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "6", "--max-epochs", "3"]
+    # One trial at a time: ASHA then sees results in a fixed order and the sweep is reproducible.
+    argv += ["--max_concurrent", "1", "--storage-path", str(storage), "--name", "s", "--wandb"]
+    try:
+        t0 = time.perf_counter()
+        rc = main(argv)
+        seconds = time.perf_counter() - t0
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"rc": rc, "dir": storage / "s", "seconds": seconds}
+
+
+def test_sweep_writes_one_row_per_trial_and_asha_prunes(finished_sweep):
+    assert finished_sweep["rc"] == 0
+    df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    assert len(df) == 6 and df["trial_id"].is_unique
+    assert set(df["status"]) <= set(STATUSES) and "error" not in set(df["status"])
+    assert (df["method"] == "gated").all()
+    # ASHA stopped some trials before max_t: fewer epochs than 6 trials x 3.
+    assert (df["status"] == "pruned").any()
+    assert df["epochs"].sum() < 6 * 3
+    assert df.loc[df["status"] == "completed", "epochs"].eq(3).all()
+    # Scores are real Macro-F1 values, and the best epoch is one that ran.
+    assert df["best_val_f1"].between(0, 1).all()
+    assert (df["best_epoch"] <= df["epochs"]).all()
+    # The training guide's recipe was one of the trials, and every config differs.
+    recipe = df[(df["config/lr"] == 1e-3) & (df["config/gate_bias"] == 0.3) & (df["config/freq_mask"] == 20)]
+    assert len(recipe) == 1
+    assert df["config"].is_unique
+    for cfg in df["config"]:
+        c = json.loads(cfg)
+        assert c["fusion"] == "gated" and c["epochs"] == 3 and c["video_backbone"] == "light"
+    meta = json.loads(
+        __import__("pyarrow.parquet")
+        .parquet.read_schema(finished_sweep["dir"] / "results.parquet")
+        .metadata[b"emo.sweep"]
+    )
+    assert meta["sweep"]["methods"] == ["gated"] and meta["data"]["clips"] > 0
+    assert (finished_sweep["dir"] / "sweep.json").exists()
+
+
+def test_sweep_logs_one_wandb_run_per_trial(finished_sweep):
+    df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    for _, row in df.iterrows():
+        runs = list(Path(row["path"]).glob("wandb/offline-run-*"))
+        assert len(runs) == 1, f"trial {row['trial_id']}: W&B run folders {runs}"
+        history = _wandb_history(runs[0])
+        logged = [r for r in json.dumps(history).split('"val/f1"')[1:]]
+        assert len(logged) >= row["epochs"], f"trial {row['trial_id']}: {len(logged)} val/f1 records"
+
+
+def test_pruned_trials_reach_optuna_as_pruned(finished_sweep):
+    from optuna.trial import TrialState
+
+    from sweeps.search import PrunedAwareOptunaSearch
+
+    df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    searcher = PrunedAwareOptunaSearch(max_epochs=3)
+    searcher.restore_from_dir(str(finished_sweep["dir"] / "gated"))
+    states = [t.state for t in searcher._ot_study.trials]
+    assert states.count(TrialState.PRUNED) == (df["status"] == "pruned").sum()
+    assert states.count(TrialState.COMPLETE) == (df["status"] != "pruned").sum()
+
+
+def test_leaderboard_is_printed(finished_sweep, capsys):
+    from sweeps.results import leaderboard
+
+    df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    text = leaderboard(df.to_dict("records"), top=3)
+    best = df.sort_values("best_val_f1", ascending=False).iloc[0]
+    assert text.splitlines()[0].startswith("gated: 6 trials")
+    assert best["trial_id"] in text.splitlines()[2]  # rank 1 is the best trial
+    assert len([line for line in text.splitlines() if line.strip()[:1].isdigit()]) == 3
+
+
+def test_search_reports_pruned_and_complete_trials_to_optuna():
+    from optuna.trial import TrialState
+
+    from search_spaces import get_space
+    from sweeps.search import PrunedAwareOptunaSearch
+
+    s = PrunedAwareOptunaSearch(space=get_space("video").params, metric="best/val_f1", mode="max", max_epochs=5)
+    for i in range(3):
+        assert s.suggest(f"t{i}") is not None
+        for epoch in (1, 2):
+            s.on_trial_result(f"t{i}", {"best/val_f1": 0.1 * epoch, "training_iteration": epoch, "epoch": epoch})
+    s.on_trial_complete("t0", {"best/val_f1": 0.2, "epoch": 2, "stopped_early": False})  # ASHA stopped it
+    s.on_trial_complete("t1", {"best/val_f1": 0.2, "epoch": 2, "stopped_early": True})  # fit's early stopping
+    s.on_trial_result("t2", {"best/val_f1": 0.5, "training_iteration": 5, "epoch": 5})
+    s.on_trial_complete("t2", {"best/val_f1": 0.5, "epoch": 5, "stopped_early": False})  # ran to max_t
+    t0, t1, t2 = s._ot_study.trials
+    assert t0.state == TrialState.PRUNED and t0.intermediate_values == {1: 0.1, 2: 0.2}
+    assert t1.state == TrialState.COMPLETE and t1.value == 0.2
+    assert t2.state == TrialState.COMPLETE and t2.value == 0.5
+
+
+# ------------------------------------------------------------------ driver killed, then --resume
+
+
+class _Lines:
+    """Collects a subprocess's output lines in a thread, so the test can wait for one."""
+
+    def __init__(self, proc):
+        self.lines: list[str] = []
+        self.proc = proc
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pred, timeout: float) -> list[str]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred(self.lines):
+                return self.lines
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError("never happened; output:\n" + "".join(self.lines[-60:]))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real Ray head of this test's own (stopped by it, never by `ray stop`)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "object_store_memory": 300 * 2**20, "include_dashboard": False},
+    )
+    yield cluster
+    cluster.shutdown()
+
+
+def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluster, tmp_path):
+    storage = tmp_path / "runs"
+    argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
+    argv += ["--num-samples", "4", "--max-epochs", "3", "--max-concurrent", "1", "--grace-period", "3"]
+    argv += ["--storage-path", str(storage), "--name", "k", "--address", ray_cluster.address]
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    out = _Lines(proc)
+    try:
+        # Kill it once one trial has finished and the next is one epoch in.
+        out.wait_for(lambda ls: any("finished (1/4)" in x for x in ls), 300)
+        n = len(out.lines)
+        out.wait_for(lambda ls: any(" epoch 1/3" in x for x in ls[n:]), 120)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done_before = [x.split("] ")[1].split()[0] for x in out.lines if "finished (" in x]
+    assert not (storage / "k" / "results.parquet").exists()
+
+    res = subprocess.run(
+        [sys.executable, "-m", "sweeps.run", "--resume", "--name", "k", "--storage-path", str(storage)]
+        + ["--address", ray_cluster.address],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "resuming" in res.stdout
+    df = pd.read_parquet(storage / "k" / "results.parquet")
+    assert len(df) == 4 and df["trial_id"].is_unique
+    assert (df["status"] == "completed").all() and (df["epochs"] == 3).all()
+    # A trial finished before the crash is not run again: the resumed driver printed no epoch of it.
+    for tid in done_before:
+        assert not any(tid in line and " epoch " in line for line in res.stdout.splitlines()), tid
+    # No trial trained an epoch twice: each one's results are epochs 1..3 exactly once.
+    for path in df["path"]:
+        epochs = [json.loads(line)["epoch"] for line in Path(path, "result.json").read_text().splitlines()]
+        assert epochs == [1, 2, 3], (path, epochs)
+
+
+# ------------------------------------------------------------------ search spaces and CLI errors
+
+
+@pytest.mark.parametrize("method", ["audio", "video", "late", "concat", "gated", "xattn"])
+def test_every_search_space_validates_and_starts_from_the_guide_recipe(method):
+    from search_spaces import get_space
+    from search_spaces.common import validate
+
+    sp = get_space(method)
+    validate(sp, samples=64, seed=1)
+    assert sp.recipe["lr"] == 1e-3 and sp.recipe["dropout"] == 0.3 and sp.recipe["weight_decay"] == 1e-4
+    assert {"lr", "dropout", "weight_decay"} <= set(sp.params)
+    # SpecAugment only where there is audio, modality dropout only where there are two streams.
+    assert ("freq_mask" in sp.params) == (method != "video")
+    assert ("modality_dropout" in sp.params) == (method in ("late", "concat", "gated", "xattn"))
+    assert ("gate_bias" in sp.params) == (method == "gated")
+    if method == "gated":
+        assert sp.recipe["gate_bias"] == 0.3
+    cfg = sp.config(sp.recipe)
+    assert cfg.fusion == method
+    # A value pinned on the command line leaves the search and reaches every trial.
+    pinned = sp.pin({"lr": 5e-4})
+    assert "lr" not in pinned.params and pinned.param_space()["lr"] == 5e-4
+
+
+def test_a_search_space_with_an_unknown_key_or_bad_range_is_rejected():
+    from ray import tune
+
+    from search_spaces.common import OPTIMISER, SearchSpaceError, space, validate
+
+    with pytest.raises(SearchSpaceError, match="not TrainConfig fields: learning_rate"):
+        validate(space("gated", OPTIMISER, {"learning_rate": tune.loguniform(1e-4, 1e-2)}))
+    # A range that leaves out the guide's recipe (gate at 0.3) is a mistake too.
+    with pytest.raises(SearchSpaceError, match="gate_bias=0.3 is outside"):
+        validate(space("gated", {"gate_bias": tune.uniform(0.5, 0.9)}))
+    # Values TrainConfig refuses (a negative dropout) are caught by sampling, before any trial runs.
+    with pytest.raises(SearchSpaceError, match="invalid config"):
+        validate(space("gated", {"dropout": tune.uniform(-1.0, 0.5)}))
+    with pytest.raises(SearchSpaceError, match="choose from: audio, video, late, concat, gated, xattn, or all"):
+        __import__("search_spaces").get_space("gatd")
+
+
+def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.run", *argv], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["gatd"], "unknown method 'gatd'; choose from: audio, video, late, concat, gated, xattn, or all"),
+        (["gated", "--num-samplez", "3"], "unrecognized arguments: --num-samplez"),
+        (["gated", "--fusion_lr", "1"], "unrecognized arguments: --fusion_lr"),
+        (["gated", "--num_classes", "5"], "argument --num_classes/--num-classes: invalid choice: 5"),
+        (["gated", "--max-epochs", "2", "--grace-period", "3"], "--grace-period (3) is longer than --max-epochs"),
+        (["gated", "--num_samples", "0"], "--num-samples must be >= 1, got 0"),
+        (["gated", "--lr", "-1"], "lr"),
+        ([], "name a method to sweep"),
+    ],
+)
+def test_cli_mistakes_are_one_line_errors(argv, message, capsys):
+    from sweeps.run import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
+
+
+def test_cli_errors_print_one_line_and_no_traceback(tmp_path):
+    cases = {
+        ("gatd",): "unknown method 'gatd'",
+        ("gated", "--num-samplez", "3"): "unrecognized arguments: --num-samplez",
+        ("gated", "--data_root", str(tmp_path / "nowhere")): "nowhere",
+        ("--resume", "--storage-path", str(tmp_path / "empty")): "--resume: no sweep found in",
+        ("--resume", "--name", "x", "--storage-path", str(tmp_path)): "holds no sweep",
+    }
+    for argv, message in cases.items():
+        res = _cli(*argv)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        assert message in res.stderr, (argv, res.stderr)
+        assert "Traceback" not in res.stderr + res.stdout, (argv, res.stderr)
+        assert [line for line in res.stderr.splitlines() if line.startswith("error:")], res.stderr
+
+
+def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
+    from sweeps.run import _write_sweep
+
+    _write_sweep(str(tmp_path), {"name": "old", "methods": ["gated"], "fixed": {}, "finished": []})
+    res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--resume continues sweep 'old' with its own settings; drop --lr, --num-samples" in res.stderr
