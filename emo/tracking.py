@@ -34,6 +34,8 @@ def start_run(
     job_type: str = "train",
     run_id: str | None = None,
     directory: str | Path | None = None,
+    reinit: str = "finish_previous",
+    settings: dict | None = None,
 ):
     """wandb.init with our conventions. `run_id` resumes that run (e.g. after a restart from a
     checkpoint) instead of starting a second one."""
@@ -56,5 +58,6 @@ def start_run(
         id=run_id,
         resume="allow" if run_id else None,
         dir=str(directory) if directory is not None else None,
-        reinit="finish_previous",
+        reinit=reinit,
+        settings=settings,
     )

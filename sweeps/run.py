@@ -36,6 +36,8 @@ _DEFINING = (
 DEMO_FIXED = {"video_backbone": "light"}
 DEMO_BUDGET = {"num_samples": 8, "max_epochs": 6}
 DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
+# Defaults of the other defining flags (None in the parser, so --resume can tell a flag was given).
+DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "scheduler": "asha", "search": "tpe"}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -52,10 +54,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     g = p.add_argument_group("budget and search")
     add_flag(g, "num-samples", type=int, help="trials per method (default: 8 on the demo set, 16 on real data)")
     add_flag(g, "max-epochs", type=int, help="epochs a trial may run: ASHA's max_t (default: 6 demo, 20 data)")
-    add_flag(g, "grace-period", type=int, default=1, help="ASHA: epochs every trial runs (default: 1)")
-    add_flag(g, "reduction-factor", type=int, default=2, help="ASHA: keep 1/this at each rung (default: 2)")
-    add_flag(g, "scheduler", choices=("asha", "fifo"), default="asha", help="fifo: no early stopping")
-    add_flag(g, "search", choices=("tpe", "random"), default="tpe", help="Optuna sampler (default: tpe)")
+    add_flag(g, "grace-period", type=int, help="ASHA: epochs every trial runs (default: 1)")
+    add_flag(g, "reduction-factor", type=int, help="ASHA: keep 1/this at each rung (default: 2)")
+    add_flag(g, "scheduler", choices=("asha", "fifo"), help="asha (default) or fifo: no early stopping")
+    add_flag(g, "search", choices=("tpe", "random"), help="Optuna sampler (default: tpe)")
     add_flag(g, "max-concurrent", type=int, help="trials at once (default: what the cluster's CPUs/GPUs hold)")
     g = p.add_argument_group("resources and cluster")
     add_flag(g, "gpus-per-trial", type=float, help="GPU share per trial, 0.25 packs 4 on a GPU (default: 1 if any)")
@@ -140,6 +142,8 @@ def resolve(argv: list[str] | None) -> dict:
         budget = DEMO_BUDGET if demo else DATA_BUDGET
         for k in ("num_samples", "max_epochs"):
             flags[k] = budget[k] if flags[k] is None else flags[k]
+        for k, v in DEFAULTS.items():
+            flags[k] = v if flags[k] is None else flags[k]
         for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             if flags[k] < 1:
                 fail(f"--{k.replace('_', '-')} must be >= 1, got {flags[k]}")
@@ -173,8 +177,6 @@ def _start_ray(args) -> tuple[bool, str | None]:
     import ray
 
     if args.address:
-        # Ray 2.60 turns token authentication on; a driver joining a cluster must say so.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ctx = ray.init(address=args.address, log_to_driver=True)
         started = False
     else:
@@ -248,6 +250,13 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
         else FIFOScheduler()
     )
     seed = int(sweep["fixed"].get("seed", 0))
+    callbacks = [Progress(method, sweep["num_samples"], sweep["max_epochs"])]
+    if sweep["fixed"].get("wandb"):
+        from sweeps.tracking import WandbTrials
+
+        project = sweep["fixed"].get("wandb_project") or TrainConfig().wandb_project
+        staging = str(Path.home() / ".cache" / "emo-sweeps" / "wandb")  # for s3:// storage only
+        callbacks.append(WandbTrials(sweep["name"], method, project, staging=staging))
     tuner = tune.Tuner(
         trainable,
         param_space={**sp.param_space(), "epochs": sweep["max_epochs"]},
@@ -270,9 +279,7 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            # Trials' working directories (their W&B run folders) are copied into their trial folders.
-            sync_config=tune.SyncConfig(sync_artifacts=True),
-            callbacks=[Progress(method, sweep["num_samples"], sweep["max_epochs"])],
+            callbacks=callbacks,
             verbose=0,  # Progress prints one line per epoch instead of Ray's wide status tables
         ),
     )
@@ -282,6 +289,13 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
 def main(argv: list[str] | None = None) -> int:
     from emo.data.catalog import DataRootError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a.split("=")[0] == "--address" for a in argv):
+        # Clusters of Ray 2.60 (`ray start --head`, `ray up cluster.yaml`) use token authentication,
+        # and a driver joining one must too. Ray reads this when it is imported, so it is set before
+        # anything here imports ray. RAY_AUTH_MODE=disabled in the environment joins a cluster
+        # started without it.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     r = resolve(argv)
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
@@ -318,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         if gpus is None:
             gpus = 1.0 if res.get("GPU", 0) >= 1 else 0.0
         cpus = sweep["cpus_per_trial"] or 1.0
+        if gpus and res.get("GPU", 0) < gpus and not sweep["max_concurrent"] and not sweep.get("concurrent"):
+            # An autoscaling cluster starts with no GPU worker: what fits now is not what it will hold.
+            print(
+                f"note: the cluster has {res.get('GPU', 0):g} GPUs now; trials wait for the autoscaler, "
+                "one at a time unless you pass --max-concurrent (e.g. max GPU workers / --gpus-per-trial)",
+                flush=True,
+            )
         sweep["concurrent"] = sweep.get("concurrent") or _max_concurrent(sweep, gpus, cpus)
         sweep["resources"] = {"cpu": cpus, "gpu": gpus}
         _write_sweep(sweep["storage"], sweep)
@@ -330,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Into the object store once; every trial of every method maps this one copy.
         trainable = tune.with_resources(
-            tune.with_parameters(train_trial, data=data.arrays(), sweep=sweep["name"]),
+            tune.with_parameters(train_trial, data=data.arrays()),
             {"cpu": cpus, "gpu": gpus},
         )
         rows = []

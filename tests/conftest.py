@@ -5,6 +5,12 @@ from pathlib import Path
 
 import pytest
 
+# Every Ray process the tests start or join speaks token authentication, Ray 2.60's default for the
+# clusters users start (`ray start --head`, `ray up`). Ray reads this when it is imported, and a
+# driver and a cluster that disagree fail obscurely (trials die before they run: "Missing
+# authorization header"), so it is set here, before any test module imports ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 # Real RAVDESS recordings live beside the checkout (never copied into the repo).
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "ravdess"
 requires_ravdess = pytest.mark.skipif(

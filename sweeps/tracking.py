@@ -1,0 +1,182 @@
+"""One W&B run per trial, written by the driver from the results Tune already collects.
+
+Why the driver, and not W&B inside the trainable (`setup_wandb`) or Ray's `WandbLoggerCallback`
+(measured on this machine with Ray 2.60 and wandb 0.31; see BENCHMARKS.md):
+
+- Inside the trainable, a trial's last epoch is lost. Tune stops a trial at the report where ASHA
+  prunes it or where it reaches max_t, by raising SystemExit in the trial's thread; it then syncs
+  the trial's artifacts and tears the worker down without waiting for that thread (Ray's
+  `FunctionTrainable.cleanup` calls `session.finish(timeout=0)`). W&B writes an offline run's file
+  when the run finishes, so storage kept a copy from before it: 4 of 6 offline runs of a 6-trial
+  sweep had no history at all, and the last trial of a sweep never finished its run.
+- Ray's `WandbLoggerCallback` starts one W&B actor per trial (~137 MB each), blocked the driver for
+  up to 5 s per result, and lost a run folder on a reused worker unless given a fixed `dir=`.
+
+Here the driver queues each result (microseconds) and one background thread owns every run: a
+worker or node that dies mid-trial loses nothing already reported, a run is finished exactly when
+Tune says its trial is complete, and after a driver crash `--resume` reopens the same run ids.
+Runs live in their trial's folder (`TRIAL/wandb/...`); with remote storage (s3://) they are written
+to a local staging folder and copied next to the trial when finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from pathlib import Path
+
+from ray.tune import Callback
+
+log = logging.getLogger(__name__)
+
+# Tune's own bookkeeping keys are not metrics of the model.
+_METRIC_KEYS = ("lr", "epoch", "stopped_early")
+
+
+def wandb_run_id(sweep: str, trial_id: str) -> str:
+    """W&B run ids allow letters, digits, '-' and '_' (at most 64 characters)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{sweep}-{trial_id}")[-64:]
+
+
+def metrics_of(result: dict) -> dict:
+    """fit's metrics from a Tune result (train/loss, val/f1, best/val_f1, gate/..., lr, epoch)."""
+    out = {}
+    for k, v in result.items():
+        if not ("/" in k or k in _METRIC_KEYS):
+            continue
+        v = v.item() if hasattr(v, "item") else v
+        if isinstance(v, bool):
+            v = int(v)
+        if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+            out[k] = v
+    return out
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+class WandbTrials(Callback):
+    """Tune callback: `wandb.init` when a trial starts, `run.log` per result (step = epoch),
+    `run.finish` when it completes or fails; all W&B calls on one background thread."""
+
+    def __init__(self, sweep: str, method: str, project: str, staging: str | None = None):
+        self.sweep, self.method, self.project = sweep, method, project
+        self.staging = staging  # local folder for runs of remote-storage trials
+        self._start_thread()
+
+    # Tuner.restore brings a pickled copy of the callbacks: no thread or queue in it.
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_q", "_thread", "_runs", "_done")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._start_thread()
+
+    def _start_thread(self):
+        self._q: queue.Queue = queue.Queue()
+        self._runs: dict = {}
+        self._done: dict[str, str] = {}  # trial id -> run folder in storage, once finished
+        self._thread = threading.Thread(target=self._work, name="wandb-trials", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ Tune's hooks (driver thread)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._q.put(("start", trial.trial_id, trial))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._q.put(("log", trial.trial_id, metrics_of(result)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._q.put(("finish", trial.trial_id, 0))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._q.put(("finish", trial.trial_id, 1))
+
+    def on_experiment_end(self, trials, **info):
+        self.close()
+
+    def close(self, timeout: float = 300.0) -> dict[str, str]:
+        """Finish every open run and wait for the thread; returns trial id -> run folder."""
+        if self._thread.is_alive():
+            self._q.put(("stop", None, None))
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("W&B: runs still being written after %.0f s; they may be incomplete", timeout)
+        return dict(self._done)
+
+    # ------------------------------------------------------------------ the W&B thread
+
+    def _work(self):
+        while True:
+            kind, tid, arg = self._q.get()
+            try:
+                if kind == "stop":
+                    for t in list(self._runs):
+                        self._finish(t, 0)
+                    return
+                if kind == "start":
+                    self._start(tid, arg)
+                elif kind == "log" and tid in self._runs:
+                    run = self._runs[tid][0]
+                    step = arg.get("epoch")
+                    # A trial retried from an older checkpoint can report an epoch W&B already has;
+                    # W&B would drop it with a warning, so skip it here.
+                    if step is None or step > self._runs[tid][2]:
+                        run.log(arg, step=step)
+                        self._runs[tid][2] = step if step is not None else self._runs[tid][2]
+                elif kind == "finish" and tid in self._runs:
+                    self._finish(tid, arg)
+            except Exception as e:  # one bad run must not stop the others being written
+                log.warning("W&B: %s for trial %s failed: %s", kind, tid, e)
+
+    def _start(self, tid: str, trial):
+        if tid in self._runs:  # a retried trial: its run is still open
+            return
+        import pyarrow.fs as pafs
+
+        from emo.tracking import start_run
+
+        storage = trial.storage
+        local = isinstance(storage.storage_filesystem, pafs.LocalFileSystem)
+        directory = Path(trial.path) if local else Path(self.staging or ".") / self.sweep / self.method / trial.trial_id
+        config = {k: _plain(v) for k, v in trial.config.items()}
+        run = start_run(
+            config,
+            project=self.project,
+            name=f"{self.method}_{tid}",
+            group=self.sweep,
+            tags=(self.method, "sweep"),
+            run_id=wandb_run_id(self.sweep, tid),
+            directory=directory,
+            # Several runs open at once in this process; none captures the driver's console or
+            # samples the driver machine's CPU as if it were the trial's.
+            reinit="create_new",
+            settings={"console": "off", "x_disable_stats": True, "silent": True},
+        )
+        run.config.update({"sweep": self.sweep, "trial_id": tid}, allow_val_change=True)
+        self._runs[tid] = [run, (None if local else (storage, directory)), -1]
+
+    def _finish(self, tid: str, exit_code: int):
+        run, remote, _ = self._runs.pop(tid)
+        run.finish(exit_code=exit_code)
+        folder = Path(run.dir).parent  # .../wandb/offline-run-... (run.dir is its files/ folder)
+        if remote is not None:
+            import pyarrow.fs as pafs
+
+            storage, _ = remote
+            dest = f"{storage.trial_fs_path}/wandb/{folder.name}"
+            pafs.copy_files(
+                str(folder),
+                dest,
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=storage.storage_filesystem,
+            )
+            self._done[tid] = dest
+        else:
+            self._done[tid] = str(folder)
