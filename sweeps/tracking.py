@@ -119,6 +119,12 @@ class WandbTrials(Callback):
                 if kind == "stop":
                     for t in list(self._runs):
                         self._finish(t, 0)
+                    if self._done:
+                        # Stop the W&B service this process started (and its WANDB_SERVICE variable,
+                        # which child processes would otherwise inherit and connect to).
+                        import wandb
+
+                        wandb.teardown()
                     return
                 if kind == "start":
                     self._start(tid, arg)

@@ -27,16 +27,19 @@ def tiny_root(tiny_demo):
     return str(tiny_demo.root)
 
 
-def _wandb_records(run_dir: Path) -> list[dict]:
-    """W&B's own reader of an offline run folder (`wandb leet inspect --json`): one record per line."""
-    out = subprocess.run(
+def _wandb_records(run_dir: Path, strict: bool = True) -> list[dict]:
+    """W&B's own reader of an offline run folder (`wandb leet inspect --json`): one record per line.
+    strict=False: a folder W&B cannot read (a run cut off as it started) gives no records."""
+    res = subprocess.run(
         [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    )
+    if res.returncode != 0:
+        assert not strict, f"wandb leet inspect {run_dir}: {res.stdout[-500:]}{res.stderr[-500:]}"
+        return []
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +209,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
     argv += ["--storage-path", str(storage), "--name", "k", "--address", ray_cluster.address, "--wandb"]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_SERVICE", None)  # each driver starts its own W&B service, as from a user's shell
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -252,9 +256,10 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
 
     for _, row in df.iterrows():
         folders = sorted(Path(row["path"]).glob("wandb/offline-run-*"))
-        records = [_wandb_records(f) for f in folders]
+        # A folder the killed driver had just opened may hold no .wandb file yet, or only its header.
+        records = [_wandb_records(f, strict=False) for f in folders]
         written = [rs for rs in records if any(r["type"] == "run" for r in rs)]
-        assert written, row["trial_id"]
+        assert written and len(folders) - len(written) <= 1, (row["trial_id"], folders)
         ids = {next(r["run"]["run_id"] for r in rs if r["type"] == "run") for rs in written}
         assert ids == {wandb_run_id("k", row["trial_id"])}, (row["trial_id"], ids)
         steps = [r["history"]["step"]["num"] for rs in written for r in rs if r["type"] == "history"]
