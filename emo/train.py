@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from emo.data.labels import class_names
 from emo.data.splits import make_split
 from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
 from emo.models import build_model
+from emo.paths import atomic_write
 
 # The metric early stopping, sweeps and the report select on. Defined once.
 METRIC = "val/f1"
@@ -74,14 +73,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 class DeviceData:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from emo.paths import atomic_write
 from sweeps.progress import START_OVERHEAD_S
 from sweeps.trainable import OBJECTIVE
 
@@ -73,27 +72,25 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
     return row
 
 
+def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
+    """Write `data` to STORAGE/relpath, local (atomically: write beside, rename) or a URI such as
+    s3:// (one object PUT, atomic already). Returns where it went."""
+    if "://" in storage_path:
+        fs, root = pafs.FileSystem.from_uri(storage_path)
+        fs.create_dir(f"{root}/{relpath}".rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(f"{root}/{relpath}") as f:
+            f.write(data)
+        return f"{storage_path.rstrip('/')}/{relpath}"
+    return str(atomic_write(Path(storage_path, relpath), lambda tmp: Path(tmp).write_bytes(data)))
+
+
 def write_parquet(rows: list[dict], storage_path: str, name: str, metadata: dict) -> str:
     """results.parquet in the sweep folder, atomically (a reader never sees half a file)."""
     table = pa.Table.from_pylist(rows)
     table = table.replace_schema_metadata({b"emo.sweep": json.dumps(metadata, default=str).encode()})
-    if "://" in storage_path:  # s3://, gs://: one object PUT is atomic already
-        fs, root = pafs.FileSystem.from_uri(storage_path)
-        path = f"{root}/{name}/results.parquet"
-        with fs.open_output_stream(path) as f:
-            pq.write_table(table, f)
-        return f"{storage_path.rstrip('/')}/{name}/results.parquet"
-    out = Path(storage_path, name, "results.parquet")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".parquet", dir=out.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return str(out)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    return write_storage(storage_path, f"{name}/results.parquet", buf.getvalue().to_pybytes())
 
 
 def _short(v) -> str:

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -101,18 +100,9 @@ def _read_sweep(storage_path: str, name: str | None) -> dict:
 
 
 def _write_sweep(storage_path: str, sweep: dict) -> None:
-    fs, root = _storage_fs(storage_path)
-    fs.create_dir(f"{root}/{sweep['name']}", recursive=True)
-    data = json.dumps(sweep, indent=1, default=str).encode()
-    path = f"{root}/{sweep['name']}/{SWEEP_FILE}"
-    if isinstance(fs, type(_storage_fs(".")[0])):  # local: write beside, then rename (atomic)
-        fd, tmp = tempfile.mkstemp(prefix=".sweep.", dir=Path(path).parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        with fs.open_output_stream(path) as f:
-            f.write(data)
+    from sweeps.results import write_storage
+
+    write_storage(storage_path, f"{sweep['name']}/{SWEEP_FILE}", json.dumps(sweep, indent=1, default=str).encode())
 
 
 def resolve(argv: list[str] | None) -> dict:

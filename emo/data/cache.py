@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from emo.config import FeatureConfig
 from emo.data.catalog import Catalog, Recording, discover
 from emo.data.labels import class_names, labels_of
 from emo.parallel import one_thread, process_pool, usable_cores
-from emo.paths import cache_root
+from emo.paths import atomic_write, cache_root
 
 if TYPE_CHECKING:  # extraction needs torch, torchaudio and OpenCV; a cache hit needs none of them
     from emo.data.features import ClipFeatures
@@ -305,21 +304,15 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+
+    def write_ipc(tmp: str) -> None:
+        with open(tmp, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
             writer.write_table(table, max_chunksize=max(n, 1))
             # (the writer closes before the file: the footer is written, then we sync it to disk)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; a cache is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write_ipc)
 
 
 # ---------------------------------------------------------------------------------------------- load
