@@ -101,6 +101,8 @@ class TrainConfig:
     preset: Literal["auto", "ravdess", "demo"] = "auto"  # feature settings; auto: demo for the demo set
     num_classes: Literal[4, 8] = 8  # 8 RAVDESS emotions, or the guide's 4 groups
     split_mode: Literal["actor", "stratified"] = "actor"  # actor-independent is the honest protocol
+    folds: int = 0  # k-fold over actors (the report's confirmation runs); 0: the single actor split
+    fold: int = 0  # with folds: which fold, 0..folds-1; it tests on its own block of actors
     # Model
     fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
     use_resnet_audio: bool = False  # guide flag: ResNet18 on the log-mel instead of the light CNN
@@ -149,6 +151,12 @@ class TrainConfig:
             )
         if not 0 < self.gate_bias < 1:
             raise ValueError(f"gate_bias is the gate's initial value and must be in (0, 1), got {self.gate_bias!r}")
+        if self.folds < 0 or self.folds == 1:
+            raise ValueError(f"folds must be 0 (one actor split) or >= 2, got {self.folds!r}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold must be in 0..{self.folds - 1} with folds={self.folds}, got {self.fold!r}")
+        if self.folds and self.split_mode != "actor":
+            raise ValueError("folds are over actors: they need split_mode='actor'")
         if self.embed_dim % self.attn_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by attn_heads ({self.attn_heads})")
 

@@ -165,7 +165,7 @@ def fit(
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     dd = DeviceData(data, cfg, device)
-    split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed)
+    split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed, cfg.folds, cfg.fold)
     model = build_model(cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = (

@@ -79,3 +79,29 @@ def test_stratified_split_too_small():
 def test_make_split_unknown_mode_lists_choices():
     with pytest.raises(SplitError, match="unknown split_mode 'speaker'; choose one of: actor, stratified"):
         make_split("speaker", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, 0)
+
+
+def test_make_split_fold_is_that_actor_fold():
+    folds = actor_folds(RAVDESS_ACTORS, 4)
+    for i, f in enumerate(folds):
+        s = make_split("actor", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, seed=3, folds=4, fold=i)
+        assert s.test_actors == f.test_actors and np.array_equal(s.train, f.train)
+    tested = [a for f in folds for a in f.test_actors]
+    assert sorted(tested) == list(range(1, 25)), "every actor is tested exactly once over the folds"
+    with pytest.raises(SplitError, match="need split_mode 'actor'"):
+        make_split("stratified", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, 0, folds=4, fold=0)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"folds": 1}, "folds must be 0"),
+        ({"folds": 4, "fold": 4}, r"fold must be in 0..3"),
+        ({"folds": 3, "split_mode": "stratified"}, "need split_mode='actor'"),
+    ],
+)
+def test_train_config_rejects_bad_folds(changes, message):
+    from emo.config import TrainConfig
+
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)

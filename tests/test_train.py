@@ -174,3 +174,13 @@ def test_wandb_offline_run_is_written_and_reads_back(tiny_demo, tmp_path, monkey
     history = [r["history"]["item"] for r in records if r.get("type") == "history"]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(0 <= h["val/f1"] <= 1 and 0 < h["gate/val_mean"] < 1 for h in history)
+
+
+def test_fold_trains_and_tests_on_that_folds_actors(tiny_demo):
+    from emo.data.splits import actor_folds
+
+    folds = actor_folds(tiny_demo.actors, 2)
+    for i in range(2):
+        res = fit(TrainConfig(fusion="audio", epochs=1, folds=2, fold=i, **FAST), tiny_demo)
+        assert res["split"]["test_actors"] == folds[i].test_actors
+        assert set(tiny_demo.actors[res["test/recordings"]].tolist()) == set(folds[i].test_actors)

@@ -109,9 +109,12 @@ def stratified_split(labels: np.ndarray, seed: int, val_fraction: float = 0.15, 
     return Split(np.sort(train), np.sort(val), np.sort(test))
 
 
-def make_split(mode: str, actors: np.ndarray, labels: np.ndarray, seed: int) -> Split:
+def make_split(mode: str, actors: np.ndarray, labels: np.ndarray, seed: int, folds: int = 0, fold: int = 0) -> Split:
+    """The split a run trains on; with `folds`, fold `fold` of `actor_folds` (actor mode only)."""
+    if folds and mode != "actor":
+        raise SplitError(f"folds are over actors and need split_mode 'actor', not {mode!r}")
     if mode == "actor":
-        return actor_split(actors)
+        return actor_folds(actors, folds)[fold] if folds else actor_split(actors)
     if mode == "stratified":
         return stratified_split(labels, seed)
     raise SplitError(f"unknown split_mode {mode!r}; choose one of: {', '.join(SPLIT_MODES)}")
