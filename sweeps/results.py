@@ -84,10 +84,16 @@ def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
     return str(atomic_write(Path(storage_path, relpath), lambda tmp: Path(tmp).write_bytes(data)))
 
 
+def table_of(rows: list[dict]) -> pa.Table:
+    """Rows as an Arrow table with the union of their keys (missing values null). `from_pylist` alone
+    takes the first row's keys: the searched keys of every later method were silently dropped."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows])
+
+
 def write_parquet(rows: list[dict], storage_path: str, name: str, metadata: dict) -> str:
     """results.parquet in the sweep folder, atomically (a reader never sees half a file)."""
-    table = pa.Table.from_pylist(rows)
-    table = table.replace_schema_metadata({b"emo.sweep": json.dumps(metadata, default=str).encode()})
+    table = table_of(rows).replace_schema_metadata({b"emo.sweep": json.dumps(metadata, default=str).encode()})
     buf = pa.BufferOutputStream()
     pq.write_table(table, buf)
     return write_storage(storage_path, f"{name}/results.parquet", buf.getvalue().to_pybytes())
