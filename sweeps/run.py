@@ -69,6 +69,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     add_flag(g, "name", help="the sweep's folder under --storage-path (default: METHODS-DATE-TIME)")
     add_flag(g, "resume", action="store_true", help="continue the sweep --name (default: the newest one)")
     add_flag(g, "top", type=int, default=5, help="leaderboard rows per method")
+    g = p.add_argument_group("report (python -m sweeps.report, run at the end)")
+    g.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the sweep report when the sweep ends (default: on for `all`, off otherwise)",
+    )
+    add_flag(g, "report-folds", type=int, help="report: k-fold over actors (default: 4)")
+    add_flag(g, "report-seeds", type=int, help="report: seeds per fold (default: 3 on real data, 2 on the demo set)")
     g = p.add_argument_group("TrainConfig (fixed for every trial unless searched)")
     fields = add_dataclass_flags(g, TrainConfig, skip=("fusion", "epochs"))
     return p, fields
@@ -305,6 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     for s in summary["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
 
+    from search_spaces import METHODS
+
+    report = args.report or (args.report is None and set(sweep["methods"]) == set(METHODS))
+    if not report and (args.report_folds or args.report_seeds):
+        fail("--report-folds and --report-seeds need --report (the report runs by itself only for `all`)")
+    if report:  # a report that cannot run must fail now, not after the sweep
+        from sweeps.report import check_report_folds
+
+        check_report_folds(data, args.report_folds, args.report_seeds, demo=cfg.data_root is None)
+
     import ray
     from ray import tune
 
@@ -361,12 +380,25 @@ def main(argv: list[str] | None = None) -> int:
             "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},
         }
         out = write_parquet(rows, sweep["storage"], sweep["name"], meta)
+        print()
+        print(leaderboard(rows, top=args.top))
+        print(f"\nresults: {out}", flush=True)
+        if report:
+            from sweeps.report import make_report
+
+            print(flush=True)
+            make_report(
+                [f"{sweep['storage'].rstrip('/')}/{sweep['name']}"],
+                folds=args.report_folds,
+                seeds=args.report_seeds,
+                resources=sweep["resources"],
+                wandb=bool(sweep["fixed"].get("wandb")),
+                data=data,
+            )
     finally:
         if started:
             ray.shutdown()
-    print()
-    print(leaderboard(rows, top=args.top))
-    print(f"\nresults: {out}")
+
     if sweep["fixed"].get("wandb"):
         from emo.tracking import wandb_mode
 
