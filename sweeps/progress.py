@@ -47,7 +47,9 @@ class Progress(Callback):
         self.done += 1
         last = trial.last_result or {}
         epochs = last.get("epoch", 0)
-        if epochs >= self.max_epochs:
+        if last.get("diverged"):
+            how = f"diverged ({last['diverged']})"
+        elif epochs >= self.max_epochs:
             how = "ran all epochs"
         elif last.get("stopped_early"):
             how = "early-stopped (no val improvement)"

@@ -96,16 +96,23 @@ def _same_data(sweeps_: list[dict]) -> None:
 def select(sweeps_: list[dict]) -> tuple[dict, dict]:
     """Per method: the trial with the best validation Macro-F1 over every given sweep (errors and
     unscored trials excluded), and every scored trial (for hyperparameter importance)."""
+    from search_spaces import get_space
+
     best: dict[str, dict] = {}
     trials: dict[str, list[dict]] = {}
     for s in sweeps_:
+        fixed = s["sweep"]["fixed"]
         for t in s["trials"]:
             m, score = t["method"], t["best_val_f1"]
             if t["status"] == "error" or score is None:
                 continue
-            params = {k[7:]: v for k, v in t.items() if k.startswith("config/")}
+            diverged = t["status"] == "diverged"  # scored until it diverged: importance yes, selection no
+            # The searched values, from the trial's full config (results.parquet's config/ columns
+            # lost later methods' keys before 125c1c1; the config column never did).
+            config = json.loads(t["config"])
+            params = {k: config.get(k) for k in get_space(m).pin(fixed).params}
             trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"]["name"]})
-            if m not in best or score > best[m]["best_val_f1"]:
+            if not diverged and (m not in best or score > best[m]["best_val_f1"]):
                 best[m] = {
                     "sweep": s["sweep"]["name"],
                     "trial_id": t["trial_id"],
@@ -113,7 +120,7 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
                     "best_epoch": t["best_epoch"],
                     "status": t["status"],
                     "epochs": t["epochs"],
-                    "config": json.loads(t["config"]),
+                    "config": config,
                     "searched": params,
                 }
     return best, trials
@@ -290,7 +297,7 @@ def _distributions(method: str, fixed: dict, names: list[str]) -> dict:
 
     from search_spaces import get_space
 
-    params = get_space(method).pin({k: v for k, v in fixed.items() if k not in names}).params
+    params = get_space(method).pin(fixed).params
     return OptunaSearch.convert_search_space({k: v for k, v in params.items() if k in names})
 
 
@@ -435,7 +442,8 @@ def make_report(
         "runs": len(rows),
         "fold_actors": [fold_actors[f] for f in sorted(fold_actors)],
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(time.perf_counter() - t0, 1),  # this invocation (runs read back cost nothing)
+        "run_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),  # every run's own training time
     }
     figures = report_html.figures(summary, rows, out / "figures")
     atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(A.to_json(summary)))

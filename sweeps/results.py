@@ -19,7 +19,7 @@ from emo.paths import atomic_write
 from sweeps.progress import START_OVERHEAD_S
 from sweeps.trainable import OBJECTIVE
 
-STATUSES = ("completed", "early-stopped", "pruned", "error")
+STATUSES = ("completed", "early-stopped", "pruned", "diverged", "error")
 
 
 def _num(v):
@@ -34,6 +34,8 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
     epochs = int(m.get("epoch") or 0)
     if result.error is not None:
         status = "error"
+    elif m.get("diverged"):
+        status = "diverged"  # the loss went NaN/inf: ended by the trainable, not retried
     elif epochs >= max_epochs:
         status = "completed"
     elif m.get("stopped_early"):
@@ -61,7 +63,13 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
         "wall_s": _num(m.get("time_total_s")),
         "setup_s": setup,  # in the trial: first epoch's start minus the trainable's start
         "start_overhead_s": START_OVERHEAD_S.get(m.get("trial_id")),  # driver: trial start to first epoch
-        "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}"[:2000],
+        "error": (
+            f"{type(result.error).__name__}: {result.error}"[:2000]
+            if result.error is not None
+            else f"diverged: {m['diverged']}"
+            if m.get("diverged")
+            else None
+        ),
         "path": result.path,
         "checkpoint": result.checkpoint.path if result.checkpoint is not None else None,
         "config": json.dumps(cfg, sort_keys=True, default=str),

@@ -5,6 +5,8 @@ that were what the configuration can do. Optuna's TPE has a notion for exactly t
 trial carries its intermediate values, and TPE ranks pruned trials below completed ones, the ones
 that got further ahead of the ones stopped sooner. So a trial stopped by the scheduler is told as
 PRUNED; a trial that ran to max_t, or ended by fit's own early stopping, is COMPLETE with its score.
+A trial whose loss diverged (sweeps.trainable) is PRUNED too: TPE ranks it below every trial that
+trained, the stronger signal for "not there" than a FAIL, which TPE ignores.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             and result is not None
             and trial_id in self._ot_trials
             and trial_id not in self._completed_trials
-            and result.get("epoch", self._max_epochs) < self._max_epochs
-            and not result.get("stopped_early", False)
+            and (
+                bool(result.get("diverged"))
+                or (result.get("epoch", self._max_epochs) < self._max_epochs and not result.get("stopped_early", False))
+            )
         )
         if not pruned:
             super().on_trial_complete(trial_id, result=result, error=error)

@@ -91,6 +91,8 @@ class WandbTrials(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._q.put(("log", trial.trial_id, metrics_of(result)))
+        if result.get("diverged"):  # the trial's last result: its loss went NaN/inf (sweeps.trainable)
+            self._q.put(("summary", trial.trial_id, {"diverged": str(result["diverged"])}))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._q.put(("finish", trial.trial_id, 0))
@@ -136,6 +138,8 @@ class WandbTrials(Callback):
                     if step is None or step > self._runs[tid][2]:
                         run.log(arg, step=step)
                         self._runs[tid][2] = step if step is not None else self._runs[tid][2]
+                elif kind == "summary" and tid in self._runs:
+                    self._runs[tid][0].summary.update(arg)
                 elif kind == "finish" and tid in self._runs:
                     self._finish(tid, arg)
             except Exception as e:  # one bad run must not stop the others being written

@@ -51,16 +51,35 @@ def train_trial(config: dict, data) -> None:
         last.to_directory(str(scratch))
 
     first = [True]
+    last: dict = {}
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         if first[0]:
             # Trial start to the first epoch's start: data to the device, model build, restore.
             metrics["time/setup_s"] = time.perf_counter() - t0 - metrics["time/epoch_s"]
             first[0] = False
+        last.clear()
+        last.update(metrics)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     try:
         # W&B is written by the driver (sweeps.tracking.WandbTrials), from these same reports.
         fit(dataclasses.replace(cfg, wandb=False), data, report=report, checkpoint_dir=scratch)
+    except FloatingPointError as e:
+        # The loss diverged (NaN or inf): this configuration cannot train. It ends as a result, not
+        # an error: an error would be retried by FailureConfig from the last checkpoint, where the
+        # same configuration diverges again, max_failures times over. The searcher is told it was
+        # pruned (sweeps.search), results.parquet says `diverged` with this reason.
+        tune.report(diverged_result(last, str(e)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def diverged_result(last: dict, reason: str) -> dict:
+    """The final result of a diverged trial: its last epoch's metrics (or epoch 0 and score 0 when it
+    diverged in the first), flagged with `diverged` = the reason."""
+    out = {k: v for k, v in last.items() if k != "time/setup_s"}
+    out.setdefault(TIME_ATTR, 0)
+    out.setdefault(OBJECTIVE, 0.0)
+    out["diverged"] = reason
+    return out

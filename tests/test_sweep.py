@@ -363,3 +363,27 @@ def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
     res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --num-samples"
+
+
+def test_diverging_trials_end_as_diverged_without_retries(tiny_root, tmp_path, capsys):
+    """lr 1e6 makes the loss NaN in the first epoch: each trial ends once, as `diverged` with the
+    reason, is never retried (max_failures would rerun it from its checkpoint), Optuna is told it was
+    pruned, and the sweep runs its next trial and ends normally."""
+    from optuna.trial import TrialState
+
+    from sweeps.run import main
+    from sweeps.search import PrunedAwareOptunaSearch
+
+    argv = ["audio", "--data_root", tiny_root, *SWEEP_DATA, "--lr", "1e6", "--num-samples", "2", "--max-epochs", "2"]
+    argv += ["--max_concurrent", "1", "--max-failures", "2", "--storage-path", str(tmp_path), "--name", "nan"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    df = pd.read_parquet(tmp_path / "nan" / "results.parquet")
+    assert len(df) == 2 and (df["status"] == "diverged").all(), df[["status", "error"]]
+    assert df["error"].str.contains("diverged: training loss is nan").all()
+    assert out.count("diverged (training loss is nan") == 2
+    for path in df["path"]:  # Tune writes error.txt for a trial that errored (and was retried)
+        assert not list(Path(path).glob("error*")), path
+    searcher = PrunedAwareOptunaSearch(max_epochs=2)
+    searcher.restore_from_dir(str(tmp_path / "nan" / "audio"))
+    assert [t.state for t in searcher._ot_study.trials] == [TrialState.PRUNED] * 2
