@@ -181,7 +181,9 @@ def checklist(rows: list[dict], rank: list[dict], figures: dict[str, list[str]],
     item = "modality dropout: with vs without (gated)"
     with_ = runs_of(rows, "gated")
     without = runs_of(rows, "gated", NO_MODALITY_DROPOUT)
-    if not with_ or not without:
+    if with_ and with_[0]["config"].get("modality_dropout") == 0:
+        add(item, "fail", 0.0, "the sweep's best gated configuration already uses p = 0: dropout did not help there")
+    elif not with_ or not without:
         add(item, "not run", None, "needs confirmed gated runs at the best p and at p = 0")
     else:
         pd_ = paired(with_, without)

@@ -53,6 +53,8 @@ def _save(fig, path: Path) -> Path:
 def figures(summary: dict, rows: list[dict], folder: Path) -> dict[str, Path]:
     """Every figure as a PNG under `folder`; returns name -> path, in the order the report shows them."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     out: dict[str, Path] = {}
     rank = [line for line in summary["ranking"] if line["test_f1"] is not None]
     names = summary["class_names"]
@@ -100,6 +102,7 @@ def figures(summary: dict, rows: list[dict], folder: Path) -> dict[str, Path]:
         axes[1].set_title(f"{m}: Macro-F1", fontsize=9)
         for ax in axes:
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend(fontsize=7)
         out[f"curves-{m}"] = _save(fig, folder / f"curves-{m}.png")
 
@@ -130,6 +133,7 @@ def figures(summary: dict, rows: list[dict], folder: Path) -> dict[str, Path]:
         axes[0].axhline(0.5, color="black", lw=0.8)
         axes[0].set_ylim(0, 1)
         axes[0].set_xlabel("epoch")
+        axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].set_title("mean gate on audio (< 0.5: leans to video)", fontsize=9)
         axes[0].legend(fontsize=7)
         emo = list(gate["per_emotion"])
@@ -217,8 +221,9 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
         f"retrained over {meta['folds']} folds of actors x {meta['seeds']} seeds ({meta['runs']} runs) and "
         f"evaluated on each fold's held-out <b>test</b> actors. Δ is the paired difference to video-only on the "
         f"same fold and seed; the Wilcoxon signed-rank test is over those pairs (seeds of one fold share test "
-        f"actors, so the pairs are not fully independent: read p as a guide). Report written {e(meta['created'])} "
-        f"in {meta['seconds']:.0f} s.</p>"
+        f"actors, so the pairs are not fully independent: read p as a guide). Written {e(meta['created'])}; "
+        f"the runs trained for {meta['run_seconds'] / 60:.0f} min in total, this report took "
+        f"{meta['seconds'] / 60:.0f} min.</p>"
     )
     parts.append("<h2>Ranking</h2>")
     parts.append(_table(RANKING_COLUMNS, [ranking_cells(line) for line in summary["ranking"]], "ranking"))

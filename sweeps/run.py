@@ -7,7 +7,8 @@
 
 Each method is one Tune experiment under STORAGE/NAME/METHOD. The driver builds or loads the feature
 cache once and puts it in Ray's object store once; every trial reads that shared copy. At the end it
-prints a leaderboard and writes STORAGE/NAME/results.parquet (one row per trial).
+prints a leaderboard and writes STORAGE/NAME/results.parquet (one row per trial). With `all` (or
+--report) it then writes the sweep report (sweeps.report) to STORAGE/NAME/report/.
 """
 
 from __future__ import annotations
