@@ -181,19 +181,20 @@ def checklist(rows: list[dict], rank: list[dict], figures: dict[str, list[str]],
     item = "modality dropout: with vs without (gated)"
     with_ = runs_of(rows, "gated")
     without = runs_of(rows, "gated", NO_MODALITY_DROPOUT)
-    if with_ and with_[0]["config"].get("modality_dropout") == 0:
+    p_md = with_[0].get("config", {}).get("modality_dropout") if with_ else None
+    if p_md == 0:
         add(item, "fail", 0.0, "the sweep's best gated configuration already uses p = 0: dropout did not help there")
     elif not with_ or not without:
         add(item, "not run", None, "needs confirmed gated runs at the best p and at p = 0")
     else:
         pd_ = paired(with_, without)
-        p_md = with_[0]["config"].get("modality_dropout")
         p = "-" if pd_["p"] is None else f"{pd_['p']:.3g}"
+        best_p = "the best p" if p_md is None else f"p = {p_md:.2f}"
         add(
             item,
             "pass" if (pd_["mean"] or 0) > 0 else "fail",
             pd_["mean"],
-            f"p = {p_md:.2f} vs p = 0: paired delta {100 * (pd_['mean'] or 0):+.1f} points over {pd_['n']} pairs, "
+            f"{best_p} vs p = 0: paired delta {100 * (pd_['mean'] or 0):+.1f} points over {pd_['n']} pairs, "
             f"Wilcoxon p = {p} (pass: dropout helps on average)",
         )
 

@@ -167,7 +167,7 @@ def check_report_folds(data, folds: int | None, seeds: int | None, demo: bool) -
     try:
         actor_folds(data.actors, folds)
     except SplitError as e:
-        fail(f"the report's {e} (ask for fewer folds)")
+        fail(f"the report's {e}: ask for fewer (sweeps.report --folds, sweeps.run --report-folds) or --no-report")
     return folds, seeds
 
 

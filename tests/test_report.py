@@ -22,6 +22,7 @@ from sweeps.report_html import RANKING_COLUMNS, pct, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light", "--embed_dim", "32"]
+FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4  # 40 characters, like a real W&B key
 CHECKLIST_ITEMS = [
     "audio-only Macro-F1 > 65%",
     "video-only Macro-F1 > 73%",
@@ -42,12 +43,15 @@ def reported(tiny_demo, tmp_path_factory):
     storage = tmp_path_factory.mktemp("runs")
     old = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_API_KEY")}
     os.environ["WANDB_MODE"] = "offline"
-    os.environ.pop("WANDB_API_KEY", None)
+    # A key in the environment, as a user with W&B set up has: it must end up in no file (offline
+    # mode keeps W&B off the network; the key is still read by W&B and visible to Ray's processes).
+    os.environ["WANDB_API_KEY"] = FAKE_KEY
     argv = ["audio", "video", "gated", "--data_root", str(tiny_demo.root), *SWEEP_DATA]
-    argv += ["--num-samples", "3", "--max-epochs", "2", "--storage-path", str(storage), "--name", "r"]
+    argv += ["--num-samples", "2", "--max-epochs", "2", "--storage-path", str(storage), "--name", "r"]
     argv += ["--report", "--report-folds", "2", "--report-seeds", "1", "--wandb"]
     try:
         rc = main(argv)
+        session = Path("/tmp/ray/session_latest").resolve()  # the Ray instance main() started and stopped
     finally:
         for k, v in old.items():
             if v is None:
@@ -55,7 +59,8 @@ def reported(tiny_demo, tmp_path_factory):
             else:
                 os.environ[k] = v
     out = storage / "r" / "report"
-    return {"rc": rc, "sweep": storage / "r", "out": out, "summary": json.loads((out / "summary.json").read_text())}
+    summary = json.loads((out / "summary.json").read_text())
+    return {"rc": rc, "sweep": storage / "r", "out": out, "summary": summary, "ray_session": session}
 
 
 class _Tables(HTMLParser):
@@ -326,3 +331,54 @@ def test_summary_json_is_strict():
         "y": 0.5,
         "z": [1, 2],
     }
+
+
+def test_committed_demo_report_ranks_gated_above_video_and_the_readme_shows_it():
+    """examples/demo-report is the report of `python -m sweeps.run all` on the demo set (see its
+    README): gated beats video-only there, and the README's ranking table is that report's."""
+    example = ROOT / "examples" / "demo-report"
+    summary = json.loads((example / "summary.json").read_text())
+    gated = next(line for line in summary["ranking"] if line["method"] == "gated")
+    assert gated["delta"] > 0 and gated["wins"] > gated["pairs"] / 2, gated
+    assert text_table(summary) in (ROOT / "README.md").read_text()
+    p = _Tables()
+    p.feed((example / "report.html").read_text(encoding="utf-8"))
+    head, *body = p.tables["ranking"]
+    assert [dict(zip(head, r, strict=True))["method"] for r in body] == [
+        line["method"] + (" (recipe, not swept)" if line["variant"] == "recipe" else "") for line in summary["ranking"]
+    ]
+    df = pd.read_parquet(example / "report.parquet")
+    assert len(df) == summary["meta"]["runs"] and set(df["method"]) == {line["method"] for line in summary["ranking"]}
+
+
+def test_wandb_key_is_in_no_file_the_sweep_wrote(reported):
+    """The sweep ran with WANDB_API_KEY set: no file it wrote (params.json, result.json, checkpoints,
+    results.parquet, the W&B runs and their logs, the report) nor Ray's session logs holds the key."""
+    key = FAKE_KEY.encode()
+    checked = 0
+    for root in (reported["sweep"], reported["ray_session"]):
+        assert root.is_dir(), root
+        for f in root.rglob("*"):
+            if f.is_file() and not f.is_symlink() and not f.name.endswith(".sock"):
+                assert key not in f.read_bytes(), f
+                checked += 1
+    names = {f.name for f in reported["sweep"].rglob("*") if f.is_file()}
+    assert {"params.json", "result.json", "results.parquet", "report.html", "summary.json"} <= names
+    assert any(n.startswith("debug") and n.endswith(".log") for n in names), "W&B's own logs were checked"
+    assert checked > 50
+
+
+def test_importance_ranks_the_parameter_that_decides_the_score():
+    """fANOVA on trials whose score depends on lr only: lr comes out on top."""
+    import optuna
+
+    rng = np.random.default_rng(0)
+    dists = {"lr": optuna.distributions.FloatDistribution(1e-4, 3e-3, log=True),
+             "dropout": optuna.distributions.FloatDistribution(0.0, 0.6)}  # fmt: skip
+    trials = []
+    for _ in range(12):
+        lr, dropout = float(np.exp(rng.uniform(np.log(1e-4), np.log(3e-3)))), float(rng.uniform(0, 0.6))
+        trials.append({"params": {"lr": lr, "dropout": dropout}, "value": -abs(np.log10(lr) + 3)})
+    imp, why = A.importance(trials, dists)
+    assert why is None and max(imp, key=imp.get) == "lr" and imp["lr"] > 0.8
+    assert A.importance(trials[:2], dists) == ({}, "2 scored trials; fANOVA needs at least 3")
