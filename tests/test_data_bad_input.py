@@ -12,59 +12,75 @@ from tests.media import tone, write_mp4, write_wav
 CFG = feature_preset("demo")
 
 
-def _good(root: Path, code: str, seed: int) -> None:
+def _good(folder: Path, code: str, a: str, seed: int) -> None:
     """A good recording: an audio-video mp4 and its audio-only wav."""
     audio = tone(2.0, 16_000, freq=200 + 40 * seed)
-    write_mp4(root / "Actor_01" / f"01-{code}.mp4", frames=30, audio=audio, seed=seed)
-    write_wav(root / "Actor_01" / f"03-{code}.wav", audio)
+    write_mp4(folder / f"01-{code}-{a}.mp4", frames=30, audio=audio, seed=seed)
+    write_wav(folder / f"03-{code}-{a}.wav", audio)
+
+
+def messy_skips(actor: int = 1) -> dict[str, str]:
+    """The files `write_messy` makes that must be skipped -> (part of) the reason."""
+    a = f"{actor:02d}"
+    d = f"Actor_{a}"
+    return {
+        f"{d}/01-01-03-01-01-01-{a}.mp4": "truncated or corrupt",
+        f"{d}/01-01-03-02-01-01-{a}.mp4": "cannot open as media",
+        f"{d}/03-01-04-01-01-01-{a}.wav": "empty file (0 bytes)",
+        f"{d}/01-01-05-01-01-01-{a}.mp4": "cannot open as media",
+        f"{d}/02-01-07-01-01-01-{a}.mp4": "too short (2 frames; need at least 8)",
+        f"{d}/01-01-09-01-01-01-{a}.wav": "invalid emotion code 09",
+        f"{d}/03-01-09-01-01-01-{a}.wav": "invalid emotion code 09",
+        f"{d}/03-01-08-01-01-01-{a}_1.wav": "text after the 7-field code ('_1')",
+        f"{d}/01-01-08-02-01-01-{a}.mp4": "cannot open as media",
+        f"{d}/.DS_Store": "hidden or system file",
+        f"{d}/notes.txt": "not a media file",
+        "README.md": "not a media file",
+    }
+
+
+def write_messy(root: Path, actor: int = 1) -> dict[str, str]:
+    """Every bad case, beside two good recordings, in ROOT/Actor_NN (plus a stray README.md in ROOT).
+    Returns `messy_skips(actor)`."""
+    a = f"{actor:02d}"
+    a1 = root / f"Actor_{a}"
+    a1.mkdir(parents=True, exist_ok=True)
+    _good(a1, "01-01-01-01-01", a, 0)
+    _good(a1, "01-02-01-01-01", a, 1)
+    # truncated mp4 whose index (moov) is at the front, as in real RAVDESS: it opens, then runs dry
+    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000), faststart=True).read_bytes()
+    (root / "tmp.mp4").unlink()
+    (a1 / f"01-01-03-01-01-01-{a}.mp4").write_bytes(full[: len(full) // 2])
+    # truncated mp4 with the index at the end: the index is gone
+    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000)).read_bytes()
+    (root / "tmp.mp4").unlink()
+    (a1 / f"01-01-03-02-01-01-{a}.mp4").write_bytes(full[: len(full) // 2])
+    (a1 / f"03-01-04-01-01-01-{a}.wav").write_bytes(b"")  # zero-byte wav
+    (a1 / f"01-01-05-01-01-01-{a}.mp4").write_text("this is not a video\n")  # text named .mp4
+    write_mp4(a1 / f"01-01-06-01-01-01-{a}.mp4", frames=30, audio=None)  # AV name, no audio stream
+    write_mp4(a1 / f"02-01-07-01-01-01-{a}.mp4", frames=2, audio=None)  # 2-frame video
+    write_wav(a1 / f"01-01-09-01-01-01-{a}.wav", tone(1.0, 16_000))  # invalid emotion 09 (and modality)
+    write_wav(a1 / f"03-01-09-01-01-01-{a}.wav", tone(1.0, 16_000))  # invalid emotion 09
+    write_wav(a1 / f"03-01-08-01-01-01-{a}_1.wav", tone(1.0, 16_000))  # suffix after the code
+    # a recording whose mp4 is broken but whose wav is fine: kept, audio only
+    (a1 / f"01-01-08-02-01-01-{a}.mp4").write_text("garbage")
+    write_wav(a1 / f"03-01-08-02-01-01-{a}.wav", tone(2.0, 16_000, freq=500))
+    # an mp4 whose audio track is digital silence: kept, video only, with a note
+    write_mp4(a1 / f"01-01-02-02-02-02-{a}.mp4", frames=30, audio=np.zeros(32_000, np.float32))
+    (a1 / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / "README.md").write_text("my notes")
+    (a1 / "notes.txt").write_text("x")
+    return messy_skips(actor)
 
 
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("messy")
-    a1 = root / "Actor_01"
-    _good(root, "01-01-01-01-01-01", 0)
-    _good(root, "01-02-01-01-01-01", 1)
-    # truncated mp4 whose index (moov) is at the front, as in real RAVDESS: it opens, then runs dry
-    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000), faststart=True).read_bytes()
-    (root / "tmp.mp4").unlink()
-    (a1 / "01-01-03-01-01-01-01.mp4").write_bytes(full[: len(full) // 2])
-    # truncated mp4 with the index at the end: the index is gone
-    full = write_mp4(root / "tmp.mp4", frames=60, audio=tone(4.0, 16_000)).read_bytes()
-    (root / "tmp.mp4").unlink()
-    (a1 / "01-01-03-02-01-01-01.mp4").write_bytes(full[: len(full) // 2])
-    (a1 / "03-01-04-01-01-01-01.wav").write_bytes(b"")  # zero-byte wav
-    (a1 / "01-01-05-01-01-01-01.mp4").write_text("this is not a video\n")  # text named .mp4
-    write_mp4(a1 / "01-01-06-01-01-01-01.mp4", frames=30, audio=None)  # AV name, no audio stream
-    write_mp4(a1 / "02-01-07-01-01-01-01.mp4", frames=2, audio=None)  # 2-frame video
-    write_wav(a1 / "01-01-09-01-01-01-01.wav", tone(1.0, 16_000))  # invalid emotion 09 (and modality)
-    write_wav(a1 / "03-01-09-01-01-01-01.wav", tone(1.0, 16_000))  # invalid emotion 09
-    write_wav(a1 / "03-01-08-01-01-01-01_1.wav", tone(1.0, 16_000))  # suffix after the code
-    # a recording whose mp4 is broken but whose wav is fine: kept, audio only
-    (a1 / "01-01-08-02-01-01-01.mp4").write_text("garbage")
-    write_wav(a1 / "03-01-08-02-01-01-01.wav", tone(2.0, 16_000, freq=500))
-    # an mp4 whose audio track is digital silence: kept, video only, with a note
-    write_mp4(a1 / "01-01-02-02-02-02-01.mp4", frames=30, audio=np.zeros(32_000, np.float32))
-    (a1 / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    (root / "README.md").write_text("my notes")
-    (a1 / "notes.txt").write_text("x")
+    write_messy(root)
     return root
 
 
-EXPECTED_SKIPS = {
-    "Actor_01/01-01-03-01-01-01-01.mp4": "truncated or corrupt",
-    "Actor_01/01-01-03-02-01-01-01.mp4": "cannot open as media",
-    "Actor_01/03-01-04-01-01-01-01.wav": "empty file (0 bytes)",
-    "Actor_01/01-01-05-01-01-01-01.mp4": "cannot open as media",
-    "Actor_01/02-01-07-01-01-01-01.mp4": "too short (2 frames; need at least 8)",
-    "Actor_01/01-01-09-01-01-01-01.wav": "invalid emotion code 09",
-    "Actor_01/03-01-09-01-01-01-01.wav": "invalid emotion code 09",
-    "Actor_01/03-01-08-01-01-01-01_1.wav": "text after the 7-field code ('_1')",
-    "Actor_01/01-01-08-02-01-01-01.mp4": "cannot open as media",
-    "Actor_01/.DS_Store": "hidden or system file",
-    "Actor_01/notes.txt": "not a media file",
-    "README.md": "not a media file",
-}
+EXPECTED_SKIPS = messy_skips(1)
 
 
 def test_every_bad_file_is_skipped_with_its_reason_and_good_files_load(messy, tmp_path):

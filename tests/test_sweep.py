@@ -387,3 +387,29 @@ def test_diverging_trials_end_as_diverged_without_retries(tiny_root, tmp_path, c
     searcher = PrunedAwareOptunaSearch(max_epochs=2)
     searcher.restore_from_dir(str(tmp_path / "nan" / "audio"))
     assert [t.state for t in searcher._ot_study.trials] == [TrialState.PRUNED] * 2
+
+
+def test_sweep_on_good_and_bad_files_completes_and_lists_every_skip(tmp_path, capsys):
+    """A folder of good recordings (3 actors) plus every bad case the data layer knows (actor 24):
+    the sweep completes, and both its output and results.parquet's metadata list each skipped file
+    with its reason."""
+    import pyarrow.parquet as pq
+
+    from emo.data.synth import generate
+    from sweeps.run import main
+    from tests.test_data_bad_input import write_messy
+
+    root = generate(tmp_path / "mixed", actors=3, modalities=(3,), workers=2, progress=False)
+    skips = {**write_messy(root, actor=24), "synth.json": "not a media file"}  # the generator's own record
+    argv = ["audio", "--data_root", str(root), "--preset", "demo", "--num-samples", "2", "--max-epochs", "1"]
+    assert main([*argv, "--storage-path", str(tmp_path / "runs"), "--name", "bad"]) == 0
+    out = capsys.readouterr().out
+    df = pd.read_parquet(tmp_path / "runs" / "bad" / "results.parquet")
+    assert len(df) == 2 and (df["status"] == "completed").all()
+    meta = json.loads(pq.read_schema(tmp_path / "runs" / "bad" / "results.parquet").metadata[b"emo.sweep"])
+    stored = {s["path"]: s["reason"] for s in meta["data"]["skipped"]}
+    assert set(stored) == set(skips)
+    for path, reason in skips.items():
+        assert reason in stored[path], (path, stored[path])
+        assert f"skipped {path}: {stored[path]}" in out
+    assert f"{len(skips)} files skipped" in out
