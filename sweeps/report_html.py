@@ -28,6 +28,10 @@ def points(x, sd=None) -> str:
     return f"{100 * x:+.1f}" + ("" if sd is None else f" ± {100 * sd:.1f}")
 
 
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def pval(p) -> str:
     return "-" if p is None else f"{p:.3g}"
 
@@ -222,8 +226,8 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
         f"evaluated on each fold's held-out <b>test</b> actors. Δ is the paired difference to video-only on the "
         f"same fold and seed; the Wilcoxon signed-rank test is over those pairs (seeds of one fold share test "
         f"actors, so the pairs are not fully independent: read p as a guide). Written {e(meta['created'])}; "
-        f"the runs trained for {meta['run_seconds'] / 60:.0f} min in total, this report took "
-        f"{meta['seconds'] / 60:.0f} min.</p>"
+        f"the runs trained for {duration(meta['run_seconds'])} in total; writing this report took "
+        f"{duration(meta['seconds'])} (finished runs are read back, not retrained).</p>"
     )
     parts.append("<h2>Ranking</h2>")
     parts.append(_table(RANKING_COLUMNS, [ranking_cells(line) for line in summary["ranking"]], "ranking"))
