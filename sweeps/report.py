@@ -134,17 +134,18 @@ def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int) -> list[dict]:
     first = sweeps_[0]["sweep"]
     configs: list[tuple[str, str, dict]] = []
     for m, b in best.items():
-        configs.append((m, A.BEST, {k: v for k, v in b["config"].items() if k in _FIELDS}))
+        # Every field spelled out (a trial's config holds only what the sweep fixed or searched).
+        configs.append((m, A.BEST, TrainConfig(**{k: v for k, v in b["config"].items() if k in _FIELDS}).to_dict()))
     if A.BASELINE not in best:  # the baseline nobody swept: the training guide's recipe for it
         sp = get_space(A.BASELINE).pin(first["fixed"])
         recipe = sp.config({**sp.recipe, "epochs": first["max_epochs"]}).to_dict()
         configs.append((A.BASELINE, A.RECIPE, recipe))
     main = {m: cfg for m, v, cfg in configs}
-    if "gated" in main and main["gated"].get("modality_dropout", 0) > 0:
+    if "gated" in main and main["gated"]["modality_dropout"] > 0:
         configs.append(("gated", A.NO_MODALITY_DROPOUT, {**main["gated"], "modality_dropout": 0.0}))
     for m in ("video", "gated"):  # the 4-class vs 8-class line: the baseline and the guide's method
         if m in main:
-            other = 4 if main[m].get("num_classes", 8) == 8 else 8
+            other = 4 if main[m]["num_classes"] == 8 else 8
             configs.append((m, f"num_classes={other}", {**main[m], "num_classes": other}))
     jobs = []
     for m, variant, cfg in configs:
