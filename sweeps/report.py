@@ -539,8 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if url:
             print(f"Ray dashboard: {url}", flush=True)
-        if resources.get("gpu") is None or (resources["gpu"] and not ray.cluster_resources().get("GPU")):
-            resources["gpu"] = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if resources.get("gpu") and not gpus:
+            # E.g. a sweep run on a GPU box, reported on a laptop: tasks asking for a GPU would wait forever.
+            print(f"note: Ray sees no GPU here; the runs use {resources['cpu']:g} CPU each instead", flush=True)
+            resources["gpu"] = 0.0
+        elif resources.get("gpu") is None:
+            resources["gpu"] = 1.0 if gpus >= 1 else 0.0
         make_report(
             args.run_dirs,
             args.out,
