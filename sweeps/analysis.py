@@ -105,9 +105,10 @@ def ranking(rows: list[dict], selection: dict[str, dict]) -> list[dict]:
                 delta=p["mean"], delta_std=p["std"], delta_ci95=p["ci95"], p_value=p["p"], wins=p["wins"], pairs=p["n"]
             )
             line["per_fold_delta"] = p.get("per_fold", {})
+            line["pair_deltas"] = [q["delta"] for q in p["pairs"]]
         else:
             line.update(delta=0.0 if m == BASELINE and runs else None, delta_std=None, delta_ci95=None)
-            line.update(p_value=None, wins=None, pairs=None, per_fold_delta={})
+            line.update(p_value=None, wins=None, pairs=None, per_fold_delta={}, pair_deltas=[])
         out.append(line)
 
     def key(line):

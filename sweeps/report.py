@@ -232,6 +232,15 @@ def confirm_row(job: dict, res: dict | None, error: str | None, labels_of, selec
     return row
 
 
+def _why(e) -> str:
+    """One line for a failed run: the run's own exception (e.g. a diverging loss), or Ray's error
+    when the worker or its node died more often than max_retries."""
+    cause = getattr(e, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}"
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+
+
 def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> list[tuple[dict, dict | None, str | None]]:
     """Run every job not already finished in OUT/runs, on Ray, `resources` each; one progress line per
     finished run. A run that raises (e.g. a diverging loss) is recorded with its error; a worker that
@@ -269,14 +278,8 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
         what = f"{job['method']} {job['variant']} fold {job['fold']} seed {job['seed']}"
         try:
             res = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as e:
-            cause = e.cause if getattr(e, "cause", None) is not None else e
-            msg = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}"
-            print(f"[report {time.perf_counter() - t0:5.0f}s] {n}/{len(jobs)} {what}: FAILED {msg}", flush=True)
-            done.append((job, None, msg))
-            continue
-        except ray.exceptions.RayError as e:  # the worker or its node died more often than max_retries
-            msg = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+        except ray.exceptions.RayError as e:
+            msg = _why(e)
             print(f"[report {time.perf_counter() - t0:5.0f}s] {n}/{len(jobs)} {what}: FAILED {msg}", flush=True)
             done.append((job, None, msg))
             continue
@@ -382,7 +385,7 @@ def write_parquet(rows: list[dict], path: Path, meta: dict) -> None:
 
 
 def make_report(
-    run_dirs: list[str],
+    sweeps_: list[dict],
     out: str | Path | None = None,
     *,
     folds: int | None = None,
@@ -392,14 +395,15 @@ def make_report(
     wandb_project: str | None = None,
     data=None,
 ) -> Path:
-    """Read the sweeps, run the confirmations on the Ray instance already started, write the report.
-    `data` is the sweep's FeatureSet when the caller has it loaded (`sweeps.run all`)."""
+    """Run the confirmations of `sweeps_` (`load_sweep` of each folder) on the Ray instance already
+    started and write the report. `data` is the sweeps' FeatureSet when the caller has it loaded
+    (`sweeps.run all`)."""
     from emo.data.labels import class_names
     from sweeps import report_html
 
     t0 = time.perf_counter()
-    sweeps_ = [load_sweep(d) for d in run_dirs]
     _same_data(sweeps_)
+    run_dirs = [s["dir"] for s in sweeps_]
     first = sweeps_[0]["sweep"]
     if out is None:
         d = run_dirs[0]
@@ -446,7 +450,7 @@ def make_report(
         "seconds": round(time.perf_counter() - t0, 1),  # this invocation (runs read back cost nothing)
         "run_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),  # every run's own training time
     }
-    figures = report_html.figures(summary, rows, out / "figures")
+    figures = report_html.figures(summary, out / "figures")
     atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(A.to_json(summary)))
     write_parquet(rows, out / "report.parquet", summary["meta"])
     html = report_html.render(summary, figures)
@@ -514,11 +518,10 @@ def _log_wandb(summary: dict, figures: dict[str, Path], out: Path, project: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
+    from sweeps.run import token_auth_for_address
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a.split("=")[0] == "--address" for a in argv):
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # see sweeps.run.main
+    token_auth_for_address(argv)
     args = build_parser().parse_args(argv)
     if args.folds is not None and args.folds < 2:
         fail(f"--folds must be >= 2, got {args.folds}")
@@ -547,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         elif resources.get("gpu") is None:
             resources["gpu"] = 1.0 if gpus >= 1 else 0.0
         make_report(
-            args.run_dirs,
+            sweeps_,
             args.out,
             folds=args.folds,
             seeds=args.seeds,

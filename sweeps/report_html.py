@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sweeps import analysis as A
+from sweeps.results import short
 
 DPI = 80  # small files: the committed example report stays small
 
@@ -54,7 +55,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def figures(summary: dict, rows: list[dict], folder: Path) -> dict[str, Path]:
+def figures(summary: dict, folder: Path) -> dict[str, Path]:
     """Every figure as a PNG under `folder`; returns name -> path, in the order the report shows them."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
@@ -84,11 +85,9 @@ def figures(summary: dict, rows: list[dict], folder: Path) -> dict[str, Path]:
     if with_delta:
         fig, ax = plt.subplots(figsize=(6, 0.6 + 0.45 * len(with_delta)))
         for i, line in enumerate(with_delta[::-1]):
-            runs = A.runs_of(rows, line["method"])
-            p = A.paired(runs, A.runs_of(rows, A.BASELINE))
-            d = [100 * q["delta"] for q in p["pairs"]]
+            d = [100 * x for x in line["pair_deltas"]]
             ax.scatter(d, np.full(len(d), i) + np.linspace(-0.15, 0.15, len(d)), s=14, color="#4c72b0", alpha=0.7)
-            ax.plot([100 * p["mean"]] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
+            ax.plot([100 * line["delta"]] * 2, [i - 0.3, i + 0.3], color="black", lw=2)
         ax.axvline(0, color="grey", ls="--", lw=1)
         ax.set_yticks(range(len(with_delta)), [line["method"] for line in with_delta[::-1]])
         ax.set_xlabel("Macro-F1 minus video-only, points (one dot per fold x seed; bar = mean)")
@@ -277,7 +276,7 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
     parts.append("<h2>Selected configurations (by validation Macro-F1)</h2>")
     sel_rows = []
     for m, s in summary["selection"].items():
-        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(s["searched"].items()))
+        params = ", ".join(f"{k}={short(v)}" for k, v in sorted(s["searched"].items()))
         sel_rows.append([m, s["sweep"], s["trial_id"], pct(s["best_val_f1"]), s["best_epoch"], s["status"], params])
     parts.append(_table(("method", "sweep", "trial", "val Macro-F1", "best epoch", "status", "searched values"),
                         sel_rows, "selection"))  # fmt: skip
@@ -337,7 +336,3 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
         parts.append(_table(cols, [[f[k] for k in cols] for f in summary["failed_runs"]], "failed"))
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def _short(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -107,7 +107,7 @@ def write_parquet(rows: list[dict], storage_path: str, name: str, metadata: dict
     return write_storage(storage_path, f"{name}/results.parquet", buf.getvalue().to_pybytes())
 
 
-def _short(v) -> str:
+def short(v) -> str:
     if isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
@@ -135,7 +135,7 @@ def leaderboard(rows: list[dict], top: int = 5) -> str:
         )
         lines.append(f"  {'rank':>4}  {'trial':<14} {'val F1':>6}  {'epochs':>6}  {'status':<13} config")
         for i, r in enumerate(trials[:top], 1):
-            params = " ".join(f"{k[7:]}={_short(v)}" for k, v in r.items() if k.startswith("config/"))
+            params = " ".join(f"{k[7:]}={short(v)}" for k, v in r.items() if k.startswith("config/"))
             f1 = f"{r['best_val_f1']:.3f}" if r["best_val_f1"] is not None else "-"
             lines.append(f"  {i:>4}  {r['trial_id']:<14} {f1:>6}  {r['epochs']:>6}  {r['status']:<13} {params}")
             if r["error"]:

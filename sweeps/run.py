@@ -286,16 +286,20 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
     return tuner.fit(), sp
 
 
+def token_auth_for_address(argv: list[str]) -> None:
+    """Clusters of Ray 2.60 (`ray start --head`, `ray up cluster.yaml`) use token authentication, and
+    a driver joining one (`--address`) must too. Ray reads this when it is imported, so call this
+    before anything imports ray. RAY_AUTH_MODE=disabled in the environment joins a cluster started
+    without it."""
+    if any(a.split("=")[0] == "--address" for a in argv):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def main(argv: list[str] | None = None) -> int:
     from emo.data.catalog import DataRootError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a.split("=")[0] == "--address" for a in argv):
-        # Clusters of Ray 2.60 (`ray start --head`, `ray up cluster.yaml`) use token authentication,
-        # and a driver joining one must too. Ray reads this when it is imported, so it is set before
-        # anything here imports ray. RAY_AUTH_MODE=disabled in the environment joins a cluster
-        # started without it.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    token_auth_for_address(argv)
     r = resolve(argv)
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
@@ -385,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         print(leaderboard(rows, top=args.top))
         print(f"\nresults: {out}", flush=True)
         if report:
-            from sweeps.report import make_report
+            from sweeps.report import load_sweep, make_report
 
             print(flush=True)
             make_report(
-                [f"{sweep['storage'].rstrip('/')}/{sweep['name']}"],
+                [load_sweep(f"{sweep['storage'].rstrip('/')}/{sweep['name']}")],
                 folds=args.report_folds,
                 seeds=args.report_seeds,
                 resources=sweep["resources"],

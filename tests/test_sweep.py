@@ -48,22 +48,15 @@ def finished_sweep(tiny_root, tmp_path_factory):
     from sweeps.run import main
 
     storage = tmp_path_factory.mktemp("runs")
-    old = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_API_KEY")}
-    os.environ["WANDB_MODE"] = "offline"
-    os.environ.pop("WANDB_API_KEY", None)
     argv = ["gated", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "6", "--max-epochs", "3"]
     # One trial at a time: ASHA then sees results in a fixed order and the sweep is reproducible.
     argv += ["--max_concurrent", "1", "--storage-path", str(storage), "--name", "s", "--wandb"]
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_MODE", "offline")
+        env.delenv("WANDB_API_KEY", raising=False)
         t0 = time.perf_counter()
         rc = main(argv)
         seconds = time.perf_counter() - t0
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return {"rc": rc, "dir": storage / "s", "seconds": seconds}
 
 
