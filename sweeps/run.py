@@ -235,6 +235,16 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
     sp = get_space(method).pin(sweep["fixed"])
     storage = sweep["storage"]
     exp_path = f"{storage.rstrip('/')}/{sweep['name']}/{method}"
+    if resume and "://" not in exp_path and Path(exp_path).is_dir():
+        # Tune copies its state files into storage non-atomically: one cut off by the crash would
+        # make Tune start the experiment over (sweeps.tune_state).
+        from sweeps.tune_state import StateError, repair
+
+        try:
+            for line in repair(exp_path, method):
+                print(f"[{method}] {line}", flush=True)
+        except StateError as e:
+            fail(f"--resume: {e}")
     if resume and tune.Tuner.can_restore(exp_path):
         print(f"[{method}] resuming {exp_path}", flush=True)
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
