@@ -61,5 +61,15 @@ class Progress(Callback):
             flush=True,
         )
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # The trial's worker died (its node was lost or preempted, or it crashed): Tune restarts it
+        # from its last epoch checkpoint, on any node with room.
+        last = (trial.last_result or {}).get("epoch", 0)
+        print(
+            f"{self._head(trial)} worker lost: retrying from its epoch-{last} checkpoint "
+            f"(failure {trial.num_failures} of at most {trial.max_failures}): {trial.error_file or ''}",
+            flush=True,
+        )
+
     def on_trial_error(self, iteration, trials, trial, **info):
         print(f"{self._head(trial)} failed: {trial.error_file or 'see the trial folder'}", flush=True)
