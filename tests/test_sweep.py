@@ -189,7 +189,8 @@ def ray_cluster():
     # cluster started with `ray start --head` has it; the driver joining with --address speaks it too.
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 2, "object_store_memory": 300 * 2**20, "include_dashboard": False},
+        # One CPU: one trial at a time on the head; a test that adds a worker node gets a second slot.
+        head_node_args={"num_cpus": 1, "object_store_memory": 300 * 2**20, "include_dashboard": False},
     )
     yield cluster
     cluster.shutdown()
@@ -198,7 +199,7 @@ def ray_cluster():
 def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluster, tmp_path):
     storage = tmp_path / "runs"
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
-    argv += ["--num-samples", "4", "--max-epochs", "3", "--max-concurrent", "1", "--grace-period", "3"]
+    argv += ["--num-samples", "3", "--max-epochs", "3", "--max-concurrent", "1", "--grace-period", "3"]
     argv += ["--storage-path", str(storage), "--name", "k", "--address", ray_cluster.address, "--wandb"]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
@@ -209,7 +210,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
     out = _Lines(proc)
     try:
         # Kill it once one trial has finished and the next is one epoch in.
-        out.wait_for(lambda ls: any("finished (1/4)" in x for x in ls), 300)
+        out.wait_for(lambda ls: any("finished (1/3)" in x for x in ls), 300)
         n = len(out.lines)
         out.wait_for(lambda ls: any(" epoch 1/3" in x for x in ls[n:]), 120)
         os.killpg(proc.pid, signal.SIGKILL)
@@ -232,7 +233,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "resuming" in res.stdout
     df = pd.read_parquet(storage / "k" / "results.parquet")
-    assert len(df) == 4 and df["trial_id"].is_unique
+    assert len(df) == 3 and df["trial_id"].is_unique
     assert (df["status"] == "completed").all() and (df["epochs"] == 3).all()
     # A trial finished before the crash is not run again: the resumed driver printed no epoch of it.
     for tid in done_before:
@@ -259,6 +260,48 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
         assert len(steps) == len(set(steps)) and max(steps) == 3, (row["trial_id"], steps)
         if row["trial_id"] in done_before:
             assert len(folders) == 1 and steps == [1, 2, 3], (row["trial_id"], steps)
+
+
+def test_worker_node_killed_mid_trial_retries_from_its_checkpoint(tiny_root, ray_cluster, tmp_path):
+    """A second node joins the test's cluster; once a trial runs on each node, the worker node's raylet
+    is killed by pid (as a preempted VM would vanish). Its trial resumes from its last epoch checkpoint
+    on the surviving head, the sweep completes and results.parquet has each trial once."""
+    worker = ray_cluster.add_node(num_cpus=1, object_store_memory=200 * 2**20)
+    ray_cluster.wait_for_nodes()
+    storage = tmp_path / "runs"
+    argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
+    argv += ["--num-samples", "2", "--max-epochs", "3", "--scheduler", "fifo", "--max-concurrent", "2"]
+    argv += ["--storage-path", str(storage), "--name", "n", "--address", ray_cluster.address]
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    out = _Lines(proc)
+    try:
+        # One CPU per node: two trials running means one on each. Both past epoch 1 = both checkpointed.
+        def both_trained(lines):
+            return len({x.split("] ")[1].split()[0] for x in lines if " epoch 1/3" in x}) == 2
+
+        out.wait_for(both_trained, 300)
+        os.kill(worker.all_processes["raylet"][0].process.pid, signal.SIGKILL)
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        ray_cluster.remove_node(worker, allow_graceful=False)
+    text = "".join(out.lines)
+    assert proc.returncode == 0, text[-3000:]
+    assert "worker lost: retrying from its epoch-" in text, text[-3000:]
+    df = pd.read_parquet(storage / "n" / "results.parquet")
+    assert len(df) == 2 and df["trial_id"].is_unique, df
+    assert (df["status"] == "completed").all() and (df["epochs"] == 3).all(), df[["trial_id", "status", "epochs"]]
+    # The trial that lost its node: an error file from the lost worker, and epochs 1..3 each once,
+    # i.e. it went on from its checkpoint and did not start again from zero.
+    lost = [p for p in df["path"] if list(Path(p).glob("error*"))]
+    assert len(lost) == 1, df["path"].tolist()
+    for path in df["path"]:
+        epochs = [json.loads(line)["epoch"] for line in Path(path, "result.json").read_text().splitlines()]
+        assert epochs == [1, 2, 3], (path, epochs)
 
 
 # ------------------------------------------------------------------ search spaces and CLI errors
@@ -303,6 +346,23 @@ def test_a_search_space_with_an_unknown_key_or_bad_range_is_rejected():
         __import__("search_spaces").get_space("gatd")
 
 
+def test_an_edited_search_space_with_an_unknown_key_stops_the_cli_in_one_line(monkeypatch, capsys):
+    """A user's typo in search_spaces/gated.py: the driver refuses before Ray starts, in one line."""
+    from ray import tune
+
+    import search_spaces.gated
+    from search_spaces.common import space
+    from sweeps.run import main
+
+    monkeypatch.setattr(search_spaces.gated, "SPACE", space("gated", {"learning_rate": tune.loguniform(1e-4, 1e-2)}))
+    with pytest.raises(SystemExit) as e:
+        main(["gated", "--num-samples", "1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "not TrainConfig fields: learning_rate" in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
+
+
 def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sweeps.run", *argv], cwd=cwd, capture_output=True, text=True, timeout=120
@@ -341,8 +401,13 @@ def test_cli_errors_print_one_line_and_no_traceback(tmp_path):
         ("--resume", "--storage-path", str(tmp_path / "empty")): "--resume: no sweep found in",
         ("--resume", "--name", "x", "--storage-path", str(tmp_path)): "holds no sweep",
     }
+    # All at once: each process spends its seconds importing Ray and torch.
+    procs = {argv: subprocess.Popen([sys.executable, "-m", "sweeps.run", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for argv in cases}  # fmt: skip
     for argv, message in cases.items():
-        res = _cli(*argv)
+        proc = procs[argv]
+        out, err = proc.communicate(timeout=120)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         assert res.returncode == 2, (argv, res.stdout, res.stderr)
         assert message in res.stderr, (argv, res.stderr)
         assert "Traceback" not in res.stderr + res.stdout, (argv, res.stderr)
