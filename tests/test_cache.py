@@ -90,6 +90,30 @@ def test_damaged_cache_is_detected_and_rebuilt(small_root, tmp_path, damage):
     np.testing.assert_array_equal(again.audio, expected_audio)
 
 
+@pytest.mark.parametrize("stream", ["audio", "video"])
+def test_a_changed_byte_in_the_features_is_detected_and_rebuilt(small_root, tmp_path, stream):
+    """A bit flip leaves the file's size, footer and schema intact: only the stored crc32 finds it."""
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    path, expected = first.path, np.array(getattr(first, stream))
+    del first
+    with pa.memory_map(str(path)) as mm:  # where the stream's values lie in the file
+        base = mm.read_buffer(1).address
+        mm.seek(0)
+        values = pa.ipc.open_file(mm).read_all().column(stream).chunk(0).storage.values.buffers()[1]
+        offset = values.address - base + values.size // 2
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ 0x10]))
+    logs: list[str] = []
+    again = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False, log=logs.append)
+    assert not again.from_cache
+    assert any(f"the {stream} features changed on disk (crc32 mismatch)" in m and "rebuilding" in m for m in logs), logs
+    np.testing.assert_array_equal(getattr(again, stream), expected)
+    assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache  # the rebuilt one verifies
+
+
 def test_cli_prepare_prints_summary(small_root, tmp_path):
     env = {**os.environ, "EMO_CACHE_DIR": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "emo.data", "prepare", "--data-root", str(small_root), "--preset", "demo"]

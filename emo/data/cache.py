@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import as_completed
@@ -283,6 +284,7 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
     cols["audio_seconds"] = pa.array([x.audio_seconds for x in res], pa.float32())
     cols["video_frames"] = pa.array([x.video_frames for x in res], pa.int32())
     cols["crop"] = pa.array([x.crop for x in res], pa.string())
+    crc: dict[str, int] = {}
     for stream, shape, dtype in (("audio", cfg.audio_shape, np.float32), ("video", cfg.video_shape, np.uint8)):
         if any(getattr(x, stream) is not None for x in res):  # no column at all for a stream no clip has
             arr = np.zeros((n, *shape), dtype)  # rows without the stream stay zero (has_<stream> False)
@@ -290,8 +292,12 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
                 if getattr(x, stream) is not None:
                     arr[i] = getattr(x, stream)
             cols[stream] = pa.FixedShapeTensorArray.from_numpy_ndarray(arr)
+            crc[stream] = zlib.crc32(arr)
     meta = {
         "version": EXTRACTOR_VERSION,
+        # crc32 of each feature array: a load verifies them, so a changed byte on disk (a bit flip
+        # that leaves the file's size, footer and schema intact) is found. ~0.3 s for 950 MiB.
+        "crc32": crc,
         "config": cfg.to_dict(),
         "root": str(root.resolve()),
         "source_files": len(catalog.files()),
@@ -348,6 +354,11 @@ def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float 
         raise CacheError(f"missing column(s) {sorted(missing)}")
     audio = _tensor_column(table, "audio", cfg.audio_shape, np.float32)
     video = _tensor_column(table, "video", cfg.video_shape, np.uint8)
+    # (a cache written before checksums were stored has none to verify; its schema was checked above)
+    for stream, arr in (("audio", audio), ("video", video)):
+        want = meta.get("crc32", {}).get(stream)
+        if want is not None and arr is not None and zlib.crc32(arr) != want:
+            raise CacheError(f"the {stream} features changed on disk (crc32 mismatch)")
     return FeatureSet(
         table=table,
         config=cfg,
