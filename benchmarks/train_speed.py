@@ -3,6 +3,12 @@ per-epoch-decoding baseline (the training guide's loop decoded every clip every 
 
     uv run python -m benchmarks.train_speed                    # every method, this machine's device
     uv run python -m benchmarks.train_speed --methods gated --batches 5
+    uv run python -m benchmarks.train_speed --precisions fp32 bf16 --compile   # on a GPU
+
+Each row also gives the model's FLOPs per training clip (forward + backward, counted by
+`torch.utils.flop_counter`) and the TFLOP/s the timed steps achieved, against the GPU's dense bf16
+peak where the GPU is known (`--peak-tflops` otherwise). `--compile` adds rows with the model
+wrapped in `torch.compile` (compilation happens in the untimed warm-up batches).
 
 Both sides in one run: the cached pipeline's training step (features already on the device, index
 slices, augmentation on the device) timed over a few batches of each method and scaled to 1,440 clips;
@@ -30,30 +36,47 @@ from emo.paths import cache_root
 from emo.train import DeviceData, resolve_device
 
 CLIPS = 1440
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by device name.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.2, "A10G": 70.0}
 
 
-def train_clips_per_s(cfg: TrainConfig, dd: DeviceData, device, batches: int) -> float:
+def flops_per_clip(cfg: TrainConfig, dd: DeviceData, device) -> float:
+    """FLOPs of one training step (forward + backward) per clip, counted by PyTorch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(cfg).to(device).train()
+    a, v, y = dd.batch(torch.arange(min(cfg.batch_size, len(dd.labels)), device=device))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(a, v)["logits"].float(), y).backward()
+    return counter.get_total_flops() / len(y)
+
+
+def train_clips_per_s(
+    cfg: TrainConfig, dd: DeviceData, device, batches: int, bf16: bool = False, compile: bool = False
+) -> float:
     """Training steps (forward, loss, backward, AdamW) exactly as emo.train.run_epoch does them."""
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    step_model = torch.compile(model) if compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     idx = torch.randperm(len(dd.labels), device=device)
+    warmup = 3 if compile else 1  # compiling (and recompiling once for the backward) happens here
     n, seconds = 0, 0.0
-    for b in range(batches + 1):  # batch 0 warms up (allocations, cuDNN autotune)
+    for b in range(batches + warmup):  # warm-up batches: allocations, cuDNN autotune, compilation
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         a, v, y = dd.batch(idx[b * cfg.batch_size : (b + 1) * cfg.batch_size])
         with autocast:
-            out = model(a, v)
+            out = step_model(a, v)
         loss = F.cross_entropy(out["logits"].float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if b:
+        if b >= warmup:
             seconds += time.perf_counter() - t0
             n += len(y)
     return n / seconds
@@ -78,6 +101,9 @@ def main(argv=None) -> None:
     p.add_argument("--decode-sample", type=int, default=24, help="recordings decoded for the baseline")
     p.add_argument("--device", default="auto")
     p.add_argument("--video_backbone", default="resnet18", choices=("resnet18", "light"))
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), help="default: fp32 on CPU, bf16 on CUDA")
+    p.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
+    p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, when it is not in the table")
     ns = p.parse_args(argv)
 
     root = cache_root() / "bench-ravdess-size-24"
@@ -89,25 +115,42 @@ def main(argv=None) -> None:
     torch.set_num_threads(cores)
     dec = decode_clips_per_s(root, ns.decode_sample, cores)
     decode_epoch = CLIPS / dec
+    precisions = ns.precisions or (["bf16"] if device.type == "cuda" else ["fp32"])
+    name = torch.cuda.get_device_name() if device.type == "cuda" else ""
+    peak = ns.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
     rows = []
     for m in ns.methods:
         cfg = TrainConfig(fusion=m, video_backbone=ns.video_backbone, batch_size=16)
         dd = DeviceData(fs.arrays(), cfg, device)
-        cps = train_clips_per_s(cfg, dd, device, ns.batches)
-        epoch = CLIPS / cps
-        base = decode_epoch + epoch
-        rows.append([m, f"{cps:.1f}", f"{epoch:.0f}", f"{base:.0f}", f"{base / epoch:.1f}x"])
+        flops = flops_per_clip(cfg, dd, device)
+        for prec in precisions:
+            for compiled in (False, True) if ns.compile else (False,):
+                cps = train_clips_per_s(cfg, dd, device, ns.batches, bf16=prec == "bf16", compile=compiled)
+                tflops = flops * cps / 1e12
+                of_peak = f"{100 * tflops / peak:.1f}%" if peak and prec == "bf16" else "-"
+                epoch = CLIPS / cps
+                base = decode_epoch + epoch
+                rows.append(
+                    [m, prec, "yes" if compiled else "no", f"{cps:.1f}", f"{flops / 1e9:.1f}", f"{tflops:.3f}",
+                     of_peak, f"{epoch:.1f}", f"{base:.0f}", f"{base / epoch:.1f}x"]
+                )  # fmt: skip
+                print(rows[-1], flush=True)
         del dd
-        print(rows[-1], flush=True)
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {cores} cores"
-    body = table(["method", "train clips/s", "epoch s (cached)", "epoch s (decode every epoch)", "ratio"], rows)
+    where = name or f"CPU, {cores} cores"
+    body = table(
+        ["method", "precision", "compiled", "train clips/s", "GFLOP per clip (fwd+bwd)", "achieved TFLOP/s",
+         "of bf16 peak", "epoch s (cached)", "epoch s (decode every epoch)", "ratio"],
+        rows,
+    )  # fmt: skip
     notes = (
-        f"{where}; batch 16, fp32 on CPU (bf16 autocast on CUDA); audio: light CNN; video: "
+        f"{where}; batch 16; audio: light CNN; video: "
         f"{ns.video_backbone} per frame on 16 frames of 112 px. Training: {ns.batches} timed batches per method "
         f"after a warm-up, scaled to {CLIPS} clips (one pass; a real epoch trains on the train actors and also "
         f"evaluates validation). Baseline: decoding + features of {ns.decode_sample} recordings of the set with "
         f"{cores} processes ({dec:.2f} clips/s), scaled to {CLIPS} clips ({decode_epoch:.0f} s), plus the same "
-        "training. The training guide reports 2 / 5 / 8 / 15 minutes per epoch for audio / video / gated / xattn "
+        "training. FLOPs: `torch.utils.flop_counter` over one forward + backward (matmuls and convolutions; the "
+        f"optimiser step is not counted). Peak: {f'{peak:g} TFLOP/s dense bf16' if peak else 'unknown here'}. "
+        "The training guide reports 2 / 5 / 8 / 15 minutes per epoch for audio / video / gated / xattn "
         "on an RTX 4090."
     )
     report(f"Training speed per method, {CLIPS} clips at RAVDESS size ({where})", body, notes)
