@@ -67,7 +67,8 @@ class Progress(Callback):
         last = (trial.last_result or {}).get("epoch", 0)
         print(
             f"{self._head(trial)} worker lost: retrying from its epoch-{last} checkpoint "
-            f"(failure {trial.num_failures} of at most {trial.max_failures}): {trial.error_file or ''}",
+            f"(failure {trial.num_failures} of at most {trial.max_failures}): "
+            f"{trial.error_file or 'see the trial folder'}",
             flush=True,
         )
 

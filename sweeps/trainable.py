@@ -51,15 +51,15 @@ def train_trial(config: dict, data) -> None:
         last.to_directory(str(scratch))
 
     first = [True]
-    last: dict = {}
+    last_metrics: dict = {}
 
     def report(metrics: dict, ckpt_dir: str | None) -> None:
         if first[0]:
             # Trial start to the first epoch's start: data to the device, model build, restore.
             metrics["time/setup_s"] = time.perf_counter() - t0 - metrics["time/epoch_s"]
             first[0] = False
-        last.clear()
-        last.update(metrics)
+        last_metrics.clear()
+        last_metrics.update(metrics)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     try:
@@ -70,7 +70,7 @@ def train_trial(config: dict, data) -> None:
         # an error: an error would be retried by FailureConfig from the last checkpoint, where the
         # same configuration diverges again, max_failures times over. The searcher is told it was
         # pruned (sweeps.search), results.parquet says `diverged` with this reason.
-        tune.report(diverged_result(last, str(e)))
+        tune.report(diverged_result(last_metrics, str(e)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from emo.paths import atomic_write
+
 # What Tune reads when it restores (the newest file of each kind, by name) and how it parses it.
 STATE_FILES = {
     "experiment_state-*.json": "json",
@@ -82,8 +84,6 @@ def repair(exp_dir: str | Path, method: str, roots: Iterable[Path] | None = None
                 "Tune copied it) and no intact copy is left in Ray's staging folders on this machine, so this "
                 "experiment cannot be restored; its finished trials' folders and result.json files are still there"
             )
-        tmp = broken.with_name(f".{broken.name}.repair")
-        shutil.copyfile(good, tmp)
-        os.replace(tmp, broken)
+        atomic_write(broken, lambda tmp, good=good: shutil.copyfile(good, tmp))
         done.append(f"{broken.name} was cut off when the driver died; restored from Ray's staging copy {good}")
     return done
