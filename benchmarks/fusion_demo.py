@@ -16,7 +16,8 @@ import time
 
 from benchmarks.common import report, table
 from emo.config import FUSIONS, TrainConfig
-from emo.train import fit, load_data
+from emo.data import load_data
+from emo.train import fit
 
 
 def main() -> None:

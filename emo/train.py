@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.config import TrainConfig, feature_preset
+from emo.config import TrainConfig
+from emo.data.cache import load_data  # noqa: F401  (emo.train.load_data: the CLI's and older callers' name)
 from emo.data.labels import class_names
 from emo.data.splits import make_split
 from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
@@ -74,6 +75,28 @@ def _set_rng_state(state: dict) -> None:
 
 def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def save_checkpoint(
+    ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, best: dict, history: list,
+    wandb_id: str | None, best_state: dict | None = None,
+) -> None:  # fmt: skip
+    """What fit writes after an epoch: `best_state` to best.pt when the epoch improved on validation,
+    and everything a resume needs to state.pt (weights, optimizer, scheduler, RNG, history)."""
+    if best_state is not None:
+        _atomic_save(best_state, ckpt / BEST_FILE)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": epoch,
+        "best": best,
+        "history": history,
+        "rng": _rng_state(),
+        "config": cfg.to_dict(),
+        "wandb_id": wandb_id,
+    }
+    _atomic_save(state, ckpt / STATE_FILE)
 
 
 class DeviceData:
@@ -150,6 +173,7 @@ def fit(
     report: Report | None = None,
     checkpoint_dir: str | Path | None = None,
     tracking: dict | None = None,
+    evaluate_test: bool = True,
 ) -> dict:
     """Train `cfg.fusion` on `data` (a `emo.data.FeatureSet`, or anything with its `audio`, `video`,
     `actors`, `has_audio`, `has_video` and `labels(num_classes)`), return the metrics.
@@ -160,6 +184,8 @@ def fit(
     `checkpoint_dir`, the full state is saved there after every epoch, and a run started on a folder
     that holds one resumes from it and ends exactly as if it had never stopped. `tracking` holds extra
     `emo.tracking.start_run` arguments for the W&B run (a sweep sets name, group, tags and directory).
+    `evaluate_test=False` skips the test pass (no `test/*` keys): a sweep trial chooses by validation
+    only, and the report's confirmation runs test the chosen configurations.
     """
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -238,31 +264,13 @@ def fit(
                 metrics["gate/val_mean"] = float(va["gate"].mean())
             history.append(metrics)
             if ckpt is not None:
-                if improved:
-                    _atomic_save(best_state, ckpt / BEST_FILE)
-                _atomic_save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "epoch": epoch,
-                        "best": best,
-                        "history": history,
-                        "rng": _rng_state(),
-                        "config": cfg.to_dict(),
-                        "wandb_id": wandb_id,
-                    },
-                    ckpt / STATE_FILE,
-                )
+                save_checkpoint(ckpt, cfg, model, optimizer, scheduler, epoch, best, history, wandb_id,
+                                best_state=best_state if improved else None)  # fmt: skip
             if run is not None:
                 run.log(metrics, step=epoch + 1)
             if report is not None:
                 report(dict(metrics), str(ckpt) if ckpt is not None else None)
 
-        # Test once, with the best validation epoch's weights: test clips never choose anything.
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        te = run_epoch(model, dd, split.test, cfg, device)
         names = class_names(cfg.num_classes)
         results = {
             "fusion": cfg.fusion,
@@ -271,13 +279,6 @@ def fit(
             "stopped_early": stopped_early,
             "best_epoch": best["epoch"] + 1,
             METRIC: best["f1"],
-            "test/f1": te["f1"],
-            "test/acc": te["acc"],
-            "test/loss": te["loss"],
-            "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
-            "test/confusion": te["cm"].tolist(),
-            "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
-            "test/pred": te["pred"].tolist(),
             "split": {
                 **split.sizes(),
                 "train_actors": split.train_actors,
@@ -285,15 +286,29 @@ def fit(
                 "test_actors": split.test_actors,
             },
             "history": history,
-            "seconds": time.perf_counter() - t_start,
         }
-        if "gate" in te:
-            y = dd.labels_np[te["order"].numpy()]
-            g = te["gate"].numpy()
-            results["gate"] = {
-                "test_mean": float(g.mean()),
-                "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+        if evaluate_test:
+            # Test once, with the best validation epoch's weights: test clips never choose anything.
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            te = run_epoch(model, dd, split.test, cfg, device)
+            results |= {
+                "test/f1": te["f1"],
+                "test/acc": te["acc"],
+                "test/loss": te["loss"],
+                "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
+                "test/confusion": te["cm"].tolist(),
+                "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
+                "test/pred": te["pred"].tolist(),
             }
+            if "gate" in te:
+                y = dd.labels_np[te["order"].numpy()]
+                g = te["gate"].numpy()
+                results["gate"] = {
+                    "test_mean": float(g.mean()),
+                    "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+                }
+        results["seconds"] = time.perf_counter() - t_start
         if run is not None:
             run.summary.update({k: v for k, v in results.items() if isinstance(v, int | float)})
         return results
@@ -312,19 +327,6 @@ def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
     if diff:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise ValueError(f"the checkpoint was written with other settings ({shown}); use a new --checkpoint_dir")
-
-
-def load_data(cfg: TrainConfig, progress: bool = True):
-    """The feature set `cfg` trains on: `cfg.data_root`, or the built-in demo set when it is None."""
-    from emo.data.cache import prepare
-
-    if cfg.data_root is None:
-        from emo.data.synth import demo_root
-
-        root, preset = demo_root(progress=progress), "demo"
-    else:
-        root, preset = cfg.data_root, "ravdess"
-    return prepare(root, feature_preset(preset if cfg.preset == "auto" else cfg.preset), progress=progress)
 
 
 def _print_epoch(metrics: dict, _ckpt) -> None:

@@ -413,7 +413,7 @@ def make_report(
     if not best:
         fail(f"no trial of {', '.join(run_dirs)} has a validation score (every trial failed?); nothing to report")
     if data is None:
-        from emo.train import load_data
+        from emo.data import load_data
 
         data = load_data(TrainConfig(**{k: v for k, v in first["fixed"].items() if k in _FIELDS}))
     folds, seeds = check_report_folds(data, folds, seeds, demo=first["fixed"].get("data_root") is None)

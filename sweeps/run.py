@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep["storage"] = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
 
     cfg = TrainConfig(**sweep["fixed"], epochs=sweep["max_epochs"])
-    from emo.train import load_data
+    from emo.data import load_data
 
     try:
         data = load_data(cfg)

@@ -46,6 +46,10 @@ def test_deterministic_on_cpu(tiny_demo):
     assert _curve(a) == _curve(b) and a["test/pred"] == b["test/pred"]
     c = fit(cfg.replace(seed=1), tiny_demo)
     assert _curve(c) != _curve(a)
+    # A sweep trial skips the test pass: the same training, and no test numbers at all.
+    d = fit(cfg, tiny_demo, evaluate_test=False)
+    assert _curve(d) == _curve(a) and d[METRIC] == a[METRIC]
+    assert not [k for k in d if k.startswith("test/")] and "gate" not in d
 
 
 def test_resume_equals_uninterrupted(tiny_demo, tmp_path):

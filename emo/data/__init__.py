@@ -5,7 +5,7 @@ fs = prepare("path/to/RAVDESS")            # builds or loads the cache
 fs.audio, fs.video, fs.labels(8)             # (N, n_mels, frames) f32, (N, T, S, S, 3) u8, (N,)
 """
 
-from emo.data.cache import FeatureSet, TrainingArrays, prepare
+from emo.data.cache import FeatureSet, TrainingArrays, load_data, prepare
 from emo.data.catalog import Catalog, DataRootError, discover
 from emo.data.labels import CLASS_NAMES, EMOTIONS, class_names, label_of, labels_of
 from emo.data.naming import RavdessName, RavdessNameError, parse_name
@@ -28,6 +28,7 @@ __all__ = [
     "discover",
     "label_of",
     "labels_of",
+    "load_data",
     "make_split",
     "parse_name",
     "prepare",
