@@ -1,12 +1,20 @@
-"""Where emo-sweeps keeps generated files (`$EMO_CACHE_DIR`, else `~/.cache/emo-sweeps`), and how it
-writes a file a crash must not leave half-written."""
+"""Where emo-sweeps keeps generated files (`$EMO_CACHE_DIR`, else `~/.cache/emo-sweeps`), how it
+writes a file a crash must not leave half-written, and scratch folders a killed process cannot leak."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+SCRATCH = "emo-sweeps-scratch"
+# A folder this young may be one whose owner has created it and not locked it yet.
+_SCRATCH_GRACE_S = 60.0
 
 
 def cache_root() -> Path:
@@ -31,3 +39,43 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def scratch_dir(prefix: str, root: str | Path | None = None) -> Iterator[Path]:
+    """A private folder under `root` (default $TMPDIR/emo-sweeps-scratch) for one process's working
+    files, removed when the block ends. Its owner holds an flock on it while it lives; a process that
+    is killed (SIGKILL, a lost node, Ray killing a worker) cannot remove its folder, but the kernel
+    drops its lock, and the next `scratch_dir` on this machine removes the folder."""
+    root = Path(root) if root is not None else Path(tempfile.gettempdir()) / SCRATCH
+    root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(root)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+
+
+def remove_abandoned(root: str | Path) -> list[Path]:
+    """Remove the folders under `root` whose owner is gone (no process holds their lock); returns them."""
+    removed = []
+    for path in Path(root).iterdir():
+        try:
+            if not path.is_dir() or time.time() - path.stat().st_mtime < _SCRATCH_GRACE_S:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # gone meanwhile (its owner finished)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # alive
+            os.close(fd)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(fd)
+        removed.append(path)
+    return removed

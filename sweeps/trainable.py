@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import ray
 from ray import tune
 
 from emo.config import TrainConfig
+from emo.paths import scratch_dir
 
 # The number the searcher maximises and ASHA compares at its rungs: the trial's best validation
 # Macro-F1 so far. It is the score of the weights fit keeps (best.pt) and evaluates on test, and,
@@ -45,11 +44,17 @@ def train_trial(config: dict, data) -> None:
     cfg = TrainConfig(**{k: v.item() if hasattr(v, "item") else v for k, v in config.items()})
     # fit's own checkpoint folder: local scratch, outside the trial's working directory. Tune's
     # checkpoint of the last epoch is copied in to resume; each epoch's goes back out via report.
-    scratch = Path(tempfile.mkdtemp(prefix=f"emo-{ctx.get_trial_id()}-"))
-    last = tune.get_checkpoint()
-    if last is not None:
-        last.to_directory(str(scratch))
+    # A trial whose worker is killed leaves its scratch behind (a RAVDESS-size gated checkpoint is
+    # hundreds of MB); the next trial to start on the node removes it (emo.paths.scratch_dir).
+    with scratch_dir(f"{ctx.get_trial_id()}-") as scratch:
+        last = tune.get_checkpoint()
+        if last is not None:
+            last.to_directory(str(scratch))
+        _fit(fit, cfg, data, scratch, t0)
 
+
+def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float) -> None:
+    """emo.train.fit with a `report` that hands every epoch to Tune, and divergence as a result."""
     first = [True]
     last_metrics: dict = {}
 
@@ -63,16 +68,17 @@ def train_trial(config: dict, data) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
 
     try:
-        # W&B is written by the driver (sweeps.tracking.WandbTrials), from these same reports.
-        fit(dataclasses.replace(cfg, wandb=False), data, report=report, checkpoint_dir=scratch)
+        # W&B is written by the driver (sweeps.tracking.WandbTrials), from these same reports. No
+        # test pass: nothing in a sweep reads a trial's test score (configurations are chosen on
+        # validation; the report tests the chosen ones over actor folds), and on the demo set it cost
+        # each trial about 1.5 s after its last report, which the sweep waited for.
+        fit(dataclasses.replace(cfg, wandb=False), data, report=report, checkpoint_dir=scratch, evaluate_test=False)
     except FloatingPointError as e:
         # The loss diverged (NaN or inf): this configuration cannot train. It ends as a result, not
         # an error: an error would be retried by FailureConfig from the last checkpoint, where the
         # same configuration diverges again, max_failures times over. The searcher is told it was
         # pruned (sweeps.search), results.parquet says `diverged` with this reason.
         tune.report(diverged_result(last_metrics, str(e)))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def diverged_result(last: dict, reason: str) -> dict:

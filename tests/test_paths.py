@@ -69,3 +69,39 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
     assert target.read_bytes() == b"A" * 1000
     # What a kill leaves is the hidden temporary beside it, which no reader opens (RELIABILITY.md).
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["features.arrow"]
+
+
+def test_a_killed_trials_scratch_folder_is_removed_by_the_next_one_and_a_live_one_is_kept(tmp_path):
+    """A sweep trial keeps its checkpoints in `scratch_dir` (hundreds of MB at RAVDESS size). A trial
+    whose worker is killed cannot remove it; the next trial on the machine does, and leaves alone the
+    folders of trials still running."""
+    from emo.paths import scratch_dir
+
+    hold = (
+        "import sys, time\n"
+        "from emo.paths import scratch_dir\n"
+        "with scratch_dir('t-', sys.argv[1]) as d:\n"
+        "    (d / 'state.pt').write_bytes(b'x' * 1000)\n"
+        "    print(d, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        killed, alive = (Path(p.stdout.readline().strip()) for p in procs)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(timeout=30)
+        assert (killed / "state.pt").exists()  # the killed process could not clean up
+        old = killed.stat().st_mtime - 120  # past the grace period that covers a folder not yet locked
+        for d in (killed, alive):
+            os.utime(d, (old, old))
+        with scratch_dir("next-", tmp_path) as mine:
+            assert mine.is_dir() and not killed.exists()
+            assert (alive / "state.pt").exists()  # its owner still holds the lock
+        assert not mine.exists()  # a trial that ends normally removes its own
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
