@@ -124,6 +124,10 @@ class TrainConfig:
     use_cosine_annealing: bool = False  # guide flag: cosine learning-rate decay over `epochs`
     seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
     device: str = "auto"  # auto: cuda if available, else cpu
+    # Checkpoints (with --checkpoint_dir, and every sweep trial): every this many epochs, and the last.
+    # 1 loses nothing; at RAVDESS size a checkpoint costs ~0.5 s (BENCHMARKS.md), a quarter of a fast
+    # GPU epoch. A retry or resume repeats at most checkpoint_every - 1 epochs, ending the same.
+    checkpoint_every: int = 1
     # Logging
     wandb: bool = False  # log to Weights & Biases (offline when no API key is configured)
     wandb_project: str = "emo-sweeps"
@@ -137,7 +141,7 @@ class TrainConfig:
         _check_choice(self, "video_backbone", ("resnet18", "light"))
         if self.video_weights != "none" and self.video_backbone != "resnet18":
             raise ValueError(f"video_weights={self.video_weights!r} needs video_backbone='resnet18'")
-        for name in ("lr", "batch_size", "epochs", "embed_dim", "attn_heads"):
+        for name in ("lr", "batch_size", "epochs", "embed_dim", "attn_heads", "checkpoint_every"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("weight_decay", "freq_mask", "time_mask", "early_stopping_patience"):

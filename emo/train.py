@@ -34,7 +34,7 @@ from emo.paths import atomic_write
 
 # The metric early stopping, sweeps and the report select on. Defined once.
 METRIC = "val/f1"
-STATE_FILE = "state.pt"  # everything needed to resume, written after every epoch
+STATE_FILE = "state.pt"  # everything needed to resume, written every `checkpoint_every` epochs
 BEST_FILE = "best.pt"  # the model weights at the best validation epoch
 
 Report = Callable[[dict, str | None], None]
@@ -180,8 +180,9 @@ def fit(
 
     AdamW, optional cosine annealing, early stopping on validation Macro-F1, and the test set evaluated
     once, with the weights of the best validation epoch. `report(metrics, checkpoint_dir)` is called
-    after every epoch (the Ray Tune trainable passes `ray.tune.report` through it). With
-    `checkpoint_dir`, the full state is saved there after every epoch, and a run started on a folder
+    after every epoch (the Ray Tune trainable passes `ray.tune.report` through it), with the checkpoint
+    folder on the epochs that saved one, else None. With `checkpoint_dir`, the full state is saved
+    there every `cfg.checkpoint_every` epochs and after the last, and a run started on a folder
     that holds one resumes from it and ends exactly as if it had never stopped. `tracking` holds extra
     `emo.tracking.start_run` arguments for the W&B run (a sweep sets name, group, tags and directory).
     `evaluate_test=False` skips the test pass (no `test/*` keys): a sweep trial chooses by validation
@@ -202,6 +203,7 @@ def fit(
     history: list[dict] = []
     best = {"f1": -1.0, "epoch": -1, "bad_epochs": 0}
     best_state = None
+    best_unsaved = False  # a better epoch since the last checkpoint: best.pt is behind
     start_epoch, wandb_id = 0, None
     if ckpt is not None and (ckpt / STATE_FILE).exists():
         # On the CPU: the RNG states must stay CPU tensors; load_state_dict moves weights to the device.
@@ -263,13 +265,18 @@ def fit(
                 metrics["gate/train_mean"] = float(tr["gate"].mean())
                 metrics["gate/val_mean"] = float(va["gate"].mean())
             history.append(metrics)
-            if ckpt is not None:
+            best_unsaved = best_unsaved or improved
+            saved = ckpt is not None and (
+                (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or stopped_early
+            )
+            if saved:
                 save_checkpoint(ckpt, cfg, model, optimizer, scheduler, epoch, best, history, wandb_id,
-                                best_state=best_state if improved else None)  # fmt: skip
+                                best_state=best_state if best_unsaved else None)  # fmt: skip
+                best_unsaved = False
             if run is not None:
                 run.log(metrics, step=epoch + 1)
             if report is not None:
-                report(dict(metrics), str(ckpt) if ckpt is not None else None)
+                report(dict(metrics), str(ckpt) if saved else None)
 
         names = class_names(cfg.num_classes)
         results = {
@@ -319,7 +326,7 @@ def fit(
             run.finish()
 
 
-_RESUME_MAY_DIFFER = {"epochs", "device", "wandb", "wandb_project", "early_stopping_patience"}
+_RESUME_MAY_DIFFER = {"epochs", "device", "wandb", "wandb_project", "early_stopping_patience", "checkpoint_every"}
 
 
 def _check_resumable(cfg: TrainConfig, saved: dict) -> None:

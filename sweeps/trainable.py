@@ -65,7 +65,8 @@ def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float) -> None:
             first[0] = False
         last_metrics.clear()
         last_metrics.update(metrics)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir))
+        # Every epoch reports (ASHA decides on each); the checkpoint comes every `checkpoint_every`.
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
 
     try:
         # W&B is written by the driver (sweeps.tracking.WandbTrials), from these same reports. No

@@ -51,6 +51,7 @@ def finished_sweep(tiny_root, tmp_path_factory):
     argv = ["gated", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "6", "--max-epochs", "3"]
     # One trial at a time: ASHA then sees results in a fixed order and the sweep is reproducible.
     argv += ["--max_concurrent", "1", "--storage-path", str(storage), "--name", "s", "--wandb"]
+    argv += ["--checkpoint_every", "2"]  # epochs 2 and 3 (the last) checkpoint; epoch 1 only reports
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WANDB_MODE", "offline")
         env.delenv("WANDB_API_KEY", raising=False)
@@ -70,6 +71,11 @@ def test_sweep_writes_one_row_per_trial_and_asha_prunes(finished_sweep):
     assert (df["status"] == "pruned").any()
     assert df["epochs"].sum() < 6 * 3
     assert df.loc[df["status"] == "completed", "epochs"].eq(3).all()
+    # --checkpoint_every 2: a trial pruned after epoch 1 never checkpointed; one that ran on did.
+    assert df.loc[df["epochs"] == 1, "checkpoint"].isna().all()
+    assert df.loc[df["epochs"] >= 2, "checkpoint"].notna().all()
+    for path in df["checkpoint"].dropna():
+        assert Path(path, "state.pt").is_file()
     # Scores are real Macro-F1 values, and the best epoch is one that ran.
     assert df["best_val_f1"].between(0, 1).all()
     assert (df["best_epoch"] <= df["epochs"]).all()

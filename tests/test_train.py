@@ -71,6 +71,25 @@ def test_resume_equals_uninterrupted(tiny_demo, tmp_path):
     assert resumed["gate"] == whole["gate"]
 
 
+def test_checkpoint_every_n_epochs_resumes_from_the_last_one_and_ends_the_same(tiny_demo, tmp_path):
+    cfg = TrainConfig(fusion="audio", epochs=5, checkpoint_every=2, use_cosine_annealing=True, **FAST)
+    saved = []
+    whole = fit(cfg, tiny_demo, report=lambda m, c: saved.append((m["epoch"], c is not None)),
+                checkpoint_dir=tmp_path / "whole")  # fmt: skip
+    assert saved == [(1, False), (2, True), (3, False), (4, True), (5, True)]  # every 2nd, and the last
+
+    def stop_after_3(metrics, ckpt):
+        if metrics["epoch"] == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fit(cfg, tiny_demo, report=stop_after_3, checkpoint_dir=tmp_path / "cut")
+    seen = []
+    resumed = fit(cfg, tiny_demo, report=lambda m, c: seen.append(m["epoch"]), checkpoint_dir=tmp_path / "cut")
+    assert seen == [3, 4, 5], "epoch 3 came after the last checkpoint: it is trained again, the same way"
+    assert _curve(resumed) == _curve(whole) and resumed["test/pred"] == whole["test/pred"]
+
+
 def test_resume_refuses_other_settings(tiny_demo, tmp_path):
     cfg = TrainConfig(fusion="audio", epochs=1, **FAST)
     fit(cfg, tiny_demo, checkpoint_dir=tmp_path)
