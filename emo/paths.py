@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCRATCH = "emo-sweeps-scratch"
+# One root per user: a shared machine's /tmp may hold another user's root, which this one cannot write.
+SCRATCH = f"emo-sweeps-scratch-{os.getuid()}"
 # A folder this young may be one whose owner has created it and not locked it yet.
 _SCRATCH_GRACE_S = 60.0
 
@@ -43,7 +44,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
 
 @contextmanager
 def scratch_dir(prefix: str, root: str | Path | None = None) -> Iterator[Path]:
-    """A private folder under `root` (default $TMPDIR/emo-sweeps-scratch) for one process's working
+    """A private folder under `root` (default $TMPDIR/emo-sweeps-scratch-UID) for one process's working
     files, removed when the block ends. Its owner holds an flock on it while it lives; a process that
     is killed (SIGKILL, a lost node, Ray killing a worker) cannot remove its folder, but the kernel
     drops its lock, and the next `scratch_dir` on this machine removes the folder."""
