@@ -2,6 +2,7 @@
 
     python -m benchmarks.ray_overhead latency   # trial start -> 1st epoch: object store vs loading per trial
     python -m benchmarks.ray_overhead sweep     # a 32-trial sweep: the share of wall time not spent in epochs
+    python -m benchmarks.ray_overhead checkpoint  # what checkpointing every epoch costs at RAVDESS model size
 
 `latency` runs the product's trainable (`sweeps.trainable.train_trial`) in Ray Tune on the RAVDESS-size
 feature set (1,440 clips, default features, ~950 MiB; `python -m benchmarks.data` makes it), one trial
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import sweeps  # noqa: F401  (Ray's environment defaults, before anything imports ray)
 from benchmarks.common import report, table
+from emo.config import TrainConfig
 
 
 def _load_then_train(config: dict, root: str, fcfg) -> None:
@@ -65,7 +68,7 @@ def latency(ns) -> None:
     import ray
     from ray import tune
 
-    from emo.config import FeatureConfig, TrainConfig
+    from emo.config import FeatureConfig
     from emo.data import prepare
     from emo.paths import cache_root
     from sweeps.trainable import train_trial
@@ -152,6 +155,82 @@ def sweep(ns) -> None:
     report(f"Ray overhead: a {ns.num_samples}-trial sweep ({ns.method})", body, notes)
 
 
+def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
+    """Tune trainable: the model of `config` with its optimizer state, checkpointed `epochs` times
+    exactly as a sweep trial does after each epoch (emo.train.save_checkpoint into local scratch,
+    then tune.report with the folder, which Tune copies to the trial's storage before it returns).
+    No training: the cost measured is the checkpoint's alone."""
+    import torch
+    from ray import tune
+
+    from emo.models import build_model
+    from emo.train import save_checkpoint
+
+    torch.set_num_threads(1)
+    cfg = TrainConfig(**config)
+    model = build_model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for p in model.parameters():  # one step: AdamW then holds both moments, as after any epoch
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    scratch = Path(tempfile.mkdtemp(prefix="emo-ckpt-bench-"))
+    rows = []
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            # An improving epoch, the costlier case: fit copies the weights and writes best.pt too.
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            save_checkpoint(scratch, cfg, model, opt, None, epoch, {"f1": 0.5, "epoch": epoch, "bad_epochs": 0},
+                            [], None, best_state=best_state)  # fmt: skip
+            t1 = time.perf_counter()
+            tune.report({"epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(str(scratch)))
+            t2 = time.perf_counter()
+            mb = sum(f.stat().st_size for f in scratch.iterdir()) / 2**20
+            rows.append({"save_s": t1 - t0, "report_s": t2 - t1, "mb": mb})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        Path(log).write_text(json.dumps(rows))
+
+
+def checkpoint(ns) -> None:
+    import ray
+    from ray import tune
+
+    rows = []
+    ray.init(num_cpus=2, include_dashboard=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in ns.methods:
+            cfg = TrainConfig(fusion=method, use_resnet_audio=True, video_backbone="resnet18", device="cpu")
+            log = Path(tmp, f"{method}.json")
+            tuner = tune.Tuner(
+                tune.with_parameters(_checkpoint_trial, log=str(log), epochs=ns.epochs),
+                param_space=dataclasses.asdict(cfg),
+                run_config=tune.RunConfig(
+                    name=method, storage_path=tmp, checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0
+                ),
+            )
+            if tuner.fit()[0].error is not None:
+                raise SystemExit(f"{method}: the trial failed")
+            got = json.loads(log.read_text())[1:]  # the first also pays for first-touch allocations
+            save, rep = statistics.median(r["save_s"] for r in got), statistics.median(r["report_s"] for r in got)
+            rows.append([method, f"{got[0]['mb']:.0f}", f"{save:.2f}", f"{rep:.2f}", f"{save + rep:.2f}",
+                         f"{100 * (save + rep) / ns.epoch_s:.0f}%"])  # fmt: skip
+    ray.shutdown()
+    body = table(
+        ["method", "checkpoint MiB (state.pt + best.pt)", "save s (median)", "tune.report s (median)",
+         "per epoch s", f"of a {ns.epoch_s:g} s epoch"],
+        rows,
+    )  # fmt: skip
+    notes = (
+        f"The RAVDESS recipe's models (ResNet18 audio on the log-mel, ResNet18 per video frame), with AdamW's state, "
+        f"checkpointed {ns.epochs} times the way a sweep trial does after every epoch (median of all but the first): "
+        "`emo.train.save_checkpoint` writes state.pt and, on an improving epoch, best.pt into local scratch; "
+        "`tune.report` then copies the folder to the trial's storage (a local folder here) before it returns. "
+        f"The last column compares with a {ns.epoch_s:g} s epoch (`--epoch-s`; the H100 goal for gated)."
+    )
+    report("Ray overhead: checkpoint cost per epoch at RAVDESS model size", body, notes)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -163,8 +242,12 @@ def main(argv=None) -> None:
     sw.add_argument("--num-samples", type=int, default=32)
     sw.add_argument("--max-epochs", type=int, default=2)
     sw.add_argument("extra", nargs="*", help="more sweeps.run flags (after --)")
+    ck = sub.add_parser("checkpoint")
+    ck.add_argument("--methods", nargs="+", default=["gated"])
+    ck.add_argument("--epochs", type=int, default=6)
+    ck.add_argument("--epoch-s", type=float, default=2.0, help="the epoch time to compare with")
     ns = p.parse_args(argv)
-    {"latency": latency, "sweep": sweep}[ns.what](ns)
+    {"latency": latency, "sweep": sweep, "checkpoint": checkpoint}[ns.what](ns)
 
 
 if __name__ == "__main__":

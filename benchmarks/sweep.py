@@ -2,6 +2,7 @@
 
     python -m benchmarks.sweep demo                     # the README's demo sweep: wall time, overhead, W&B
     python -m benchmarks.sweep efficiency --seeds 0 1 2  # ASHA + TPE vs FIFO + random, same trial budget
+    python -m benchmarks.sweep efficiency --arms asha+tpe asha+random   # also ASHA alone, same configs as FIFO
 
 Each sweep runs as `python -m sweeps.run` in its own process (its own local Ray instance), as a user
 runs it; the figures come from its results.parquet. Nothing else heavy should run meanwhile.
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from benchmarks.common import report, table
 
@@ -34,7 +36,10 @@ def sweep(args: list[str], storage: Path, name: str, env: dict | None = None) ->
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     print(res.stdout.strip().splitlines()[-1], f"({wall:.0f} s)", flush=True)
-    return pd.read_parquet(storage / name / "results.parquet"), wall
+    df = pd.read_parquet(storage / name / "results.parquet")
+    # The settings the sweep ran with (flags and defaults resolved), as sweeps.run recorded them.
+    df.attrs["sweep"] = json.loads(pq.read_schema(storage / name / "results.parquet").metadata[b"emo.sweep"])["sweep"]
+    return df, wall
 
 
 def _spread(col: pd.Series) -> str:
@@ -88,41 +93,86 @@ def demo(ns) -> None:
     report("Demo sweep: wall time and per-trial overhead", body, notes)
 
 
+def _early_vs_final(df: pd.DataFrame, epochs: list[int]) -> dict[int, tuple[float, int]]:
+    """For trials that all ran every epoch (FIFO): at each epoch in `epochs`, the rank correlation of
+    the best val Macro-F1 so far with the final one, and where the finally best trial ranked then.
+    This is what ASHA bets on at a rung of that many epochs."""
+    curves = []
+    for path in df["path"]:
+        lines = Path(path, "result.json").read_text().splitlines()
+        curves.append([json.loads(line)["best/val_f1"] for line in lines])
+    final = pd.Series([c[-1] for c in curves])
+    out = {}
+    for e in epochs:
+        at = pd.Series([c[min(e, len(c)) - 1] for c in curves])
+        out[e] = (float(at.corr(final, method="spearman")), int(at.rank(ascending=False, method="min")[final.idxmax()]))
+    return out
+
+
+BASELINE = "fifo+random"
+
+
 def efficiency(ns) -> None:
+    """Each arm (scheduler+search) against FIFO + random on the same trial budget and seeds.
+    `asha+random` samples the same configurations as `fifo+random` (same seeded sampler, which
+    never looks at results), so it isolates what the scheduler's pruning costs in best score."""
     budget = ["--num-samples", str(ns.num_samples), "--max-epochs", str(ns.max_epochs)]
     if ns.max_concurrent:
         budget += ["--max-concurrent", str(ns.max_concurrent)]
-    rows, per_seed = [], []
+    arms = [a for a in ns.arms if a != BASELINE]
+    rows, per_seed, asha = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         for seed in ns.seeds:
             got = {}
-            for label, flags in (("asha+tpe", ["--scheduler", "asha", "--search", "tpe"]),
-                                 ("fifo+random", ["--scheduler", "fifo", "--search", "random"])):  # fmt: skip
-                argv = [ns.method, *budget, *flags, "--seed", str(seed), *ns.extra]
-                df, wall = sweep(argv, Path(tmp), f"{label}-{seed}")
-                got[label] = (df, wall)
-            a, f = got["asha+tpe"], got["fifo+random"]
-            best_a, best_f = a[0]["best_val_f1"].max(), f[0]["best_val_f1"].max()
-            ep_a, ep_f = int(a[0]["epochs"].sum()), int(f[0]["epochs"].sum())
-            per_seed.append({"seed": seed, "best_a": best_a, "best_f": best_f, "ep_a": ep_a, "ep_f": ep_f})
-            walls = [f"{a[1]:.0f}", f"{f[1]:.0f}"]
-            rows.append([seed, ep_a, ep_f, f"{ep_f / ep_a:.2f}x", *walls, f"{best_a:.3f}", f"{best_f:.3f}",
-                         f"{100 * (best_a - best_f):+.1f}"])  # fmt: skip
-    ep_ratio = sum(r["ep_f"] for r in per_seed) / sum(r["ep_a"] for r in per_seed)
-    within = sum(r["best_a"] >= r["best_f"] - 0.01 for r in per_seed)
-    rows.append(["all", "", "", f"{ep_ratio:.2f}x", "", "", "", "", f"within 1 point: {within}/{len(per_seed)}"])
+            for arm in [*arms, BASELINE]:
+                scheduler, search = arm.split("+")
+                argv = [ns.method, *budget, "--scheduler", scheduler, "--search", search, "--seed", str(seed)]
+                got[arm] = sweep([*argv, *ns.extra], Path(tmp), f"{arm}-{seed}")
+                if scheduler == "asha":
+                    asha = got[arm][0].attrs["sweep"]
+            base, base_wall = got[BASELINE]
+            rec = {"seed": seed, "base": (int(base["epochs"].sum()), float(base["best_val_f1"].max())), "arms": {}}
+            rows.append([seed, BASELINE, rec["base"][0], "1.00x", f"{base_wall:.0f}", f"{rec['base'][1]:.3f}", ""])
+            for arm in arms:
+                df, wall = got[arm]
+                ep, best = int(df["epochs"].sum()), float(df["best_val_f1"].max())
+                rec["arms"][arm] = (ep, best)
+                rows.append([seed, arm, ep, f"{rec['base'][0] / ep:.2f}x", f"{wall:.0f}", f"{best:.3f}",
+                             f"{100 * (best - rec['base'][1]):+.1f}"])  # fmt: skip
+            rec["early"] = _early_vs_final(base, sorted({1, 2, 3, max(1, ns.max_epochs // 2)}))
+            per_seed.append(rec)
+    for arm in arms:
+        ratio = sum(r["base"][0] for r in per_seed) / sum(r["arms"][arm][0] for r in per_seed)
+        within = sum(r["arms"][arm][1] >= r["base"][1] - 0.01 for r in per_seed)
+        rows.append(["all", arm, "", f"{ratio:.2f}x", "", "", f"within 1 point: {within}/{len(per_seed)}"])
     body = table(
-        ["seed", "epochs ASHA+TPE", "epochs FIFO+random", "epoch ratio", "wall s A", "wall s F", "best val F1 A",
-         "best val F1 F", "A - F (points)"],
+        ["seed", "scheduler + search", "epochs", "fewer epochs than FIFO", "wall s", "best val F1",
+         "vs FIFO + random (points)"],
         rows,
     )  # fmt: skip
+    how = (
+        f"ASHA: grace {asha['grace_period']} epoch(s), reduction factor {asha['reduction_factor']}; "
+        if asha else ""
+    )  # fmt: skip
     notes = (
-        f"`{ns.method}`, {ns.num_samples} trials x up to {ns.max_epochs} epochs per sweep, same budget for both; "
-        "ASHA: grace 1 epoch, reduction factor 2; TPE seeded, the guide's recipe first; random search seeded. "
-        "`--seed` seeds the searcher and every trial's training. Goal: 3x fewer epochs with the best val "
-        "Macro-F1 within one point."
+        f"`{ns.method}`, {ns.num_samples} trials x up to {ns.max_epochs} epochs per sweep, the same budget for every "
+        f"arm; {how}{got[BASELINE][0].attrs['sweep']['concurrent']} trial(s) at a time; TPE seeded, the guide's "
+        "recipe first; random search seeded (the recipe first too). `--seed` seeds the searcher and every trial's "
+        "training. Goal: 3x fewer epochs with the best val Macro-F1 within one point."
     )
-    report(f"Sweep efficiency: ASHA + TPE vs FIFO + random ({ns.method})", body, notes)
+    early_rows = [
+        [e, *(f"{r['early'][e][0]:.2f} ({r['early'][e][1]})" for r in per_seed)] for e in per_seed[0]["early"]
+    ]
+    body += "\n\n" + table(
+        ["after epoch", *(f"seed {r['seed']}: rank corr. with final (rank of the final best)" for r in per_seed)],
+        early_rows,
+    )
+    notes += (
+        f" Second table, from the FIFO sweeps (every trial ran all {ns.max_epochs} epochs): how well a trial's best "
+        f"val Macro-F1 after that many epochs predicts its final one (Spearman over the {ns.num_samples} trials), "
+        "and where the trial that ended best stood then (1 = first): what ASHA bets on at a rung of that many epochs."
+    )
+    report(f"Sweep efficiency: {', '.join(arms)} vs FIFO + random ({ns.method})", body, notes)
     print(json.dumps(per_seed))
 
 
@@ -137,6 +187,8 @@ def main(argv=None) -> None:
     e.add_argument("--num-samples", type=int, default=8)
     e.add_argument("--max-epochs", type=int, default=6)
     e.add_argument("--max-concurrent", type=int, default=0)
+    e.add_argument("--arms", nargs="+", default=["asha+tpe"], choices=["asha+tpe", "asha+random", "fifo+tpe"],
+                   help="scheduler+search pairs to compare with fifo+random (always run)")  # fmt: skip
     e.add_argument("extra", nargs="*", help="more sweeps.run flags (after --)")
     ns = p.parse_args(argv)
     {"demo": demo, "efficiency": efficiency}[ns.what](ns)
