@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from emo.config import TrainConfig
-from emo.data.cache import load_data  # noqa: F401  (emo.train.load_data: the CLI's and older callers' name)
+from emo.data.cache import load_data
 from emo.data.labels import class_names
 from emo.data.splits import make_split
 from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
