@@ -164,7 +164,7 @@ def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
     from ray import tune
 
     from emo.models import build_model
-    from emo.train import save_checkpoint
+    from emo.train import cpu_weights, save_checkpoint
 
     torch.set_num_threads(1)
     cfg = TrainConfig(**config)
@@ -179,7 +179,7 @@ def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
         for epoch in range(epochs):
             t0 = time.perf_counter()
             # An improving epoch, the costlier case: fit copies the weights and writes best.pt too.
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best_state = cpu_weights(model)
             save_checkpoint(scratch, cfg, model, opt, None, epoch, {"f1": 0.5, "epoch": epoch, "bad_epochs": 0},
                             [], None, best_state=best_state)  # fmt: skip
             t1 = time.perf_counter()

@@ -77,6 +77,11 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def cpu_weights(model) -> dict:
+    """A copy of the model's weights on the CPU: what fit keeps of the best validation epoch."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(
     ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, best: dict, history: list,
     wandb_id: str | None, best_state: dict | None = None,
@@ -243,7 +248,7 @@ def fit(
             improved = va["f1"] > best["f1"]
             if improved:
                 best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = cpu_weights(model)
             else:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0

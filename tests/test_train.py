@@ -23,6 +23,23 @@ class Interrupted(Exception):
     pass
 
 
+def _cut_and_resume(cfg, data, ckpt_dir, after: int, check=None):
+    """fit stopped by an exception after epoch `after`, then run again on the same checkpoint
+    folder: returns the resumed run's results and the epochs it reported."""
+
+    def stop(metrics, ckpt):
+        if check is not None:
+            check(metrics, ckpt)
+        if metrics["epoch"] == after:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        fit(cfg, data, report=stop, checkpoint_dir=ckpt_dir)
+    seen = []
+    resumed = fit(cfg, data, report=lambda m, c: seen.append(m["epoch"]), checkpoint_dir=ckpt_dir)
+    return resumed, seen
+
+
 def _curve(results):
     return [(m["train/loss"], m["val/loss"], m["val/f1"], m["lr"]) for m in results["history"]]
 
@@ -56,15 +73,10 @@ def test_resume_equals_uninterrupted(tiny_demo, tmp_path):
     cfg = TrainConfig(fusion="gated", epochs=4, use_cosine_annealing=True, **FAST)
     whole = fit(cfg, tiny_demo, checkpoint_dir=tmp_path / "whole")
 
-    def stop_after_2(metrics, ckpt):
+    def on_disk(metrics, ckpt):
         assert Path(ckpt, "state.pt").exists()  # the checkpoint is on disk before the report
-        if metrics["epoch"] == 2:
-            raise Interrupted
 
-    with pytest.raises(Interrupted):
-        fit(cfg, tiny_demo, report=stop_after_2, checkpoint_dir=tmp_path / "cut")
-    seen = []
-    resumed = fit(cfg, tiny_demo, report=lambda m, c: seen.append(m["epoch"]), checkpoint_dir=tmp_path / "cut")
+    resumed, seen = _cut_and_resume(cfg, tiny_demo, tmp_path / "cut", after=2, check=on_disk)
     assert seen == [3, 4], "the resumed run repeats no epoch"
     assert _curve(resumed) == _curve(whole)
     assert resumed["test/f1"] == whole["test/f1"] and resumed["test/pred"] == whole["test/pred"]
@@ -78,14 +90,7 @@ def test_checkpoint_every_n_epochs_resumes_from_the_last_one_and_ends_the_same(t
                 checkpoint_dir=tmp_path / "whole")  # fmt: skip
     assert saved == [(1, False), (2, True), (3, False), (4, True), (5, True)]  # every 2nd, and the last
 
-    def stop_after_3(metrics, ckpt):
-        if metrics["epoch"] == 3:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        fit(cfg, tiny_demo, report=stop_after_3, checkpoint_dir=tmp_path / "cut")
-    seen = []
-    resumed = fit(cfg, tiny_demo, report=lambda m, c: seen.append(m["epoch"]), checkpoint_dir=tmp_path / "cut")
+    resumed, seen = _cut_and_resume(cfg, tiny_demo, tmp_path / "cut", after=3)
     assert seen == [3, 4, 5], "epoch 3 came after the last checkpoint: it is trained again, the same way"
     assert _curve(resumed) == _curve(whole) and resumed["test/pred"] == whole["test/pred"]
 
