@@ -88,6 +88,9 @@ def feature_preset(name: str) -> FeatureConfig:
 
 
 FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
+# TrainConfig fields that say how a run is operated (logging, checkpoint cadence), never what it
+# computes: two configurations that differ only here train the same model to the same metrics.
+OPERATIONAL_FIELDS = frozenset({"wandb", "wandb_project", "checkpoint_every"})
 Fusion = Literal["audio", "video", "late", "concat", "gated", "xattn"]
 
 

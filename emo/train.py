@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.config import TrainConfig
+from emo.config import OPERATIONAL_FIELDS, TrainConfig
 from emo.data.cache import load_data
 from emo.data.labels import class_names
 from emo.data.splits import make_split
@@ -331,7 +331,7 @@ def fit(
             run.finish()
 
 
-_RESUME_MAY_DIFFER = {"epochs", "device", "wandb", "wandb_project", "early_stopping_patience", "checkpoint_every"}
+_RESUME_MAY_DIFFER = {"epochs", "device", "early_stopping_patience"} | OPERATIONAL_FIELDS
 
 
 def _check_resumable(cfg: TrainConfig, saved: dict) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import sweeps  # noqa: F401  (Ray's environment defaults, before ray is imported)
 from emo.cli import Parser, add_flag, fail
-from emo.config import TrainConfig
+from emo.config import OPERATIONAL_FIELDS, TrainConfig
 from emo.paths import atomic_write
 from sweeps import analysis as A
 
@@ -172,8 +171,14 @@ def check_report_folds(data, folds: int | None, seeds: int | None, demo: bool) -
     return folds, seeds
 
 
-def _key(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _same_run(saved: dict, config: dict) -> bool:
+    """Whether a finished run's saved config computes what `config` would: equal but for
+    OPERATIONAL_FIELDS (a run saved before such a field existed lacks it, and stays valid)."""
+
+    def result_fields(c: dict) -> str:
+        return json.dumps({k: v for k, v in c.items() if k not in OPERATIONAL_FIELDS}, sort_keys=True, default=str)
+
+    return result_fields(saved) == result_fields(config)
 
 
 def _job_file(out: Path, job: dict) -> Path:
@@ -243,8 +248,9 @@ def _why(e) -> str:
 
 def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> list[tuple[dict, dict | None, str | None]]:
     """Run every job not already finished in OUT/runs, on Ray, `resources` each; one progress line per
-    finished run. A run that raises (e.g. a diverging loss) is recorded with its error; a worker that
-    dies is retried by Ray (max_retries)."""
+    finished run. `data`: TrainingArrays, or the ObjectRef of ones already in the object store. A run
+    that raises (e.g. a diverging loss) is recorded with its error; a worker that dies is retried by
+    Ray (max_retries)."""
     import ray
 
     done: list[tuple[dict, dict | None, str | None]] = []
@@ -253,7 +259,7 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
         f = _job_file(out, job)
         if f.exists():
             saved = json.loads(f.read_text())
-            if saved.get("key") == _key(job["config"]):
+            if _same_run(saved["job"]["config"], job["config"]):
                 done.append((job, saved["result"], None))
                 continue
         todo.append(job)
@@ -264,7 +270,9 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
     remote = ray.remote(_confirm).options(
         num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=2, name="confirm"
     )
-    data_ref = ray.put(data)  # one copy in the object store, shared by every run
+    # One copy in the object store, shared by every run (Ray passes a task the object a top-level
+    # ObjectRef argument names, mapped read-only from the node's shared memory).
+    data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
     t0 = time.perf_counter()
     pending = {remote.remote(job["config"], data_ref): job for job in todo}
     print(
@@ -283,7 +291,7 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
             print(f"[report {time.perf_counter() - t0:5.0f}s] {n}/{len(jobs)} {what}: FAILED {msg}", flush=True)
             done.append((job, None, msg))
             continue
-        payload = json.dumps(A.clean({"key": _key(job["config"]), "job": job, "result": res}), default=str)
+        payload = json.dumps(A.clean({"job": job, "result": res}), default=str)
         f = _job_file(out, job)
         atomic_write(f, lambda tmp, text=payload: Path(tmp).write_text(text))
         print(
@@ -394,10 +402,13 @@ def make_report(
     wandb: bool = False,
     wandb_project: str | None = None,
     data=None,
+    data_ref=None,
 ) -> Path:
     """Run the confirmations of `sweeps_` (`load_sweep` of each folder) on the Ray instance already
     started and write the report. `data` is the sweeps' FeatureSet when the caller has it loaded
-    (`sweeps.run all`)."""
+    (`sweeps.run all`), and `data_ref` the ObjectRef of its `arrays()` when the caller has already
+    put them in the object store (the sweep's trials read that copy; a second would double the
+    store's share of memory on every node, about 1 GB at RAVDESS size)."""
     from emo.data.labels import class_names
     from sweeps import report_html
 
@@ -425,7 +436,8 @@ def make_report(
         flush=True,
     )
     out.mkdir(parents=True, exist_ok=True)
-    results = run_confirmations(jobs, data.arrays() if hasattr(data, "arrays") else data, out, resources)
+    arrays = data_ref if data_ref is not None else data.arrays() if hasattr(data, "arrays") else data
+    results = run_confirmations(jobs, arrays, out, resources)
     rows = [confirm_row(job, res, err, data.labels, best) for job, res, err in results]
     order = {(j["method"], j["variant"], j["fold"], j["seed"]): i for i, j in enumerate(jobs)}
     rows.sort(key=lambda r: order[(r["method"], r["variant"], r["fold"], r["seed"])])

@@ -373,9 +373,11 @@ def main(argv: list[str] | None = None) -> int:
             f"cluster {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs",
             flush=True,
         )
-        # Into the object store once; every trial of every method maps this one copy.
+        # Into the object store once; every trial of every method, and the report's confirmation runs,
+        # map this one copy (with_parameters keeps an ObjectRef as it is and hands trials its object).
+        data_ref = ray.put(data.arrays())
         trainable = tune.with_resources(
-            tune.with_parameters(train_trial, data=data.arrays()),
+            tune.with_parameters(train_trial, data=data_ref),
             {"cpu": cpus, "gpu": gpus},
         )
         rows = []
@@ -409,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                 resources=sweep["resources"],
                 wandb=bool(sweep["fixed"].get("wandb")),
                 data=data,
+                data_ref=data_ref,
             )
     finally:
         if started:

@@ -38,6 +38,8 @@ CHECKLIST_ITEMS = [
 @pytest.fixture(scope="module")
 def reported(tiny_demo, tmp_path_factory):
     """`python -m sweeps.run audio video gated ... --report --wandb` (main(), W&B offline)."""
+    import ray
+
     from sweeps.run import main
 
     storage = tmp_path_factory.mktemp("runs")
@@ -49,11 +51,14 @@ def reported(tiny_demo, tmp_path_factory):
         # A key in the environment, as a user with W&B set up has: it must end up in no file (offline
         # mode keeps W&B off the network; the key is still read by W&B and visible to Ray's processes).
         env.setenv("WANDB_API_KEY", FAKE_KEY)
+        puts: list[str] = []  # the type of every object the driver put in Ray's object store
+        real_put = ray.put
+        env.setattr(ray, "put", lambda value, *a, **k: puts.append(type(value).__name__) or real_put(value, *a, **k))
         rc = main(argv)
         session = Path("/tmp/ray/session_latest").resolve()  # the Ray instance main() started and stopped
     out = storage / "r" / "report"
     summary = json.loads((out / "summary.json").read_text())
-    return {"rc": rc, "sweep": storage / "r", "out": out, "summary": summary, "ray_session": session}
+    return {"rc": rc, "sweep": storage / "r", "out": out, "summary": summary, "ray_session": session, "puts": puts}
 
 
 class _Tables(HTMLParser):
@@ -112,6 +117,13 @@ def test_sweep_ends_with_the_report_files(reported):
     res = pd.read_parquet(reported["sweep"] / "results.parquet")
     assert res.loc[res["method"] == "gated", "config/gate_bias"].notna().all()
     assert res.loc[res["method"] == "audio", "config/gate_bias"].isna().all()
+
+
+def test_the_features_go_into_the_object_store_once(reported):
+    """The sweep's trials and the report's confirmation runs read one copy of the feature arrays: a
+    second would hold the features twice in every node's shared memory (about 1 GB at RAVDESS size)."""
+    assert reported["rc"] == 0
+    assert reported["puts"].count("TrainingArrays") == 1, reported["puts"]
 
 
 def test_ranking_table_matches_the_parquet(reported):
@@ -242,6 +254,21 @@ def test_report_again_reruns_nothing(reported):
     assert "confirmation runs (" not in out.stdout  # nothing submitted to Ray
     again = json.loads((reported["out"] / "summary.json").read_text())
     assert again["ranking"] == reported["summary"]["ranking"]
+
+
+def test_a_finished_run_is_reused_unless_a_setting_that_changes_its_result_differs():
+    """The report reruns a confirmation run only when its result would differ: not for a field that only
+    says how runs are operated (W&B, checkpoint cadence), nor for a run saved before such a field
+    existed (the committed example's runs predate `checkpoint_every`)."""
+    from emo.config import TrainConfig
+    from sweeps.report import _same_run
+
+    cfg = TrainConfig(fusion="gated", checkpoint_every=3, wandb=True).to_dict()
+    saved = json.loads(json.dumps(TrainConfig(fusion="gated").to_dict()))  # as read back from its file
+    del saved["checkpoint_every"]
+    assert _same_run(saved, cfg)
+    assert not _same_run(saved, {**cfg, "lr": cfg["lr"] * 2})
+    assert not _same_run(saved, {**cfg, "seed": cfg["seed"] + 1})
 
 
 @pytest.mark.parametrize(
