@@ -14,8 +14,9 @@ from pathlib import Path
 
 # One root per user: a shared machine's /tmp may hold another user's root, which this one cannot write.
 SCRATCH = f"emo-sweeps-scratch-{os.getuid()}"
-# A folder this young may be one whose owner has created it and not locked it yet.
-_SCRATCH_GRACE_S = 60.0
+# A folder or temporary this young may be one whose owner has created it and not locked it yet.
+_GRACE_S = 60.0
+_TMP_SUFFIX = ".emo-tmp"  # atomic_write's temporaries: .NAME.RANDOM.emo-tmp
 
 
 def cache_root() -> Path:
@@ -25,12 +26,20 @@ def cache_root() -> Path:
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """`write(tmp)` fills a temporary file beside `path`, which then replaces `path` in one rename: a
-    reader sees the old file or the new one, never half of one. The temporary file goes on failure."""
+    reader sees the old file or the new one, never half of one. The temporary file goes on failure.
+
+    A writer killed mid-write (SIGKILL, a lost node) cannot remove its temporary, which at RAVDESS size
+    can be a 1 GB feature cache. The writer holds an flock on it until the rename; the next
+    `atomic_write` into the same folder removes the temporaries nobody holds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    remove_abandoned_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: the temporary is then only removed by age
+            pass
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -39,7 +48,37 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
     return path
+
+
+def remove_abandoned_temporaries(folder: str | Path) -> list[Path]:
+    """Remove `atomic_write`'s temporaries in `folder` whose writer is gone; returns them."""
+    removed = []
+    for path in Path(folder).glob(f".*{_TMP_SUFFIX}"):
+        if _owner_gone(path, os.O_RDWR):  # read-write: NFS grants an exclusive lock only to a writer
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _owner_gone(path: Path, mode: int) -> bool:
+    """Whether no process holds `path`'s flock, and it is older than the grace period that covers one
+    created and not locked yet. Unsure (no permission, no lock support) counts as not gone."""
+    try:
+        if time.time() - path.stat().st_mtime < _GRACE_S:
+            return False
+        fd = os.open(path, mode)
+    except OSError:  # gone meanwhile (its owner finished), or not ours
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # BlockingIOError: alive
+        return False
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -65,18 +104,7 @@ def remove_abandoned(root: str | Path) -> list[Path]:
     """Remove the folders under `root` whose owner is gone (no process holds their lock); returns them."""
     removed = []
     for path in Path(root).iterdir():
-        try:
-            if not path.is_dir() or time.time() - path.stat().st_mtime < _SCRATCH_GRACE_S:
-                continue
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:  # gone meanwhile (its owner finished)
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # alive
-            os.close(fd)
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)
-        removed.append(path)
+        if path.is_dir() and _owner_gone(path, os.O_RDONLY):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sweep import ROOT, SWEEP_DATA, _Lines
+from tests.procs import Lines
+from tests.test_sweep import ROOT, SWEEP_DATA
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 requires_chromium = pytest.mark.skipif(
@@ -51,7 +52,7 @@ def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_de
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    out = _Lines(proc)
+    out = Lines(proc)
     try:
         lines = out.wait_for(lambda ls: any(" epoch 1/2" in x for x in ls), 300)
         url = next(m.group(1) for x in lines if (m := re.search(r"Ray dashboard: (http://\S+)", x)))

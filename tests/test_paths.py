@@ -41,11 +41,11 @@ def _umask() -> int:
     return mask
 
 
-def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
+def test_a_writer_killed_mid_write_leaves_the_old_file_whole_and_the_next_write_removes_its_temporary(tmp_path):
     target = tmp_path / "features.arrow"
     target.write_bytes(b"A" * 1000)
-    # A child process writes 1 MB of the new file, then hangs; it is killed there, as a preempted
-    # node or an OOM kill would do.
+    # Two child processes each write 1 MB of a new file, then hang; one is killed there, as a
+    # preempted node or an OOM kill would do, the other is still writing.
     child = (
         "import sys, time\n"
         "from pathlib import Path\n"
@@ -53,22 +53,33 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
         "def write(tmp):\n"
         "    with open(tmp, 'wb') as f:\n"
         "        f.write(b'B' * 2**20); f.flush()\n"
-        "        print('writing', flush=True); time.sleep(120)\n"
+        "        print(tmp, flush=True); time.sleep(120)\n"
         "atomic_write(sys.argv[1], write)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", child, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     try:
-        assert proc.stdout.readline().strip() == "writing"
-        partial = [p for p in tmp_path.iterdir() if p.name.startswith(".features.arrow.")]
-        assert len(partial) == 1 and partial[0].stat().st_size == 2**20
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        killed, writing = (Path(p.stdout.readline().strip()) for p in procs)
+        assert killed.name.startswith(".features.arrow.") and killed.stat().st_size == 2**20
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].wait(timeout=30)
+        assert target.read_bytes() == b"A" * 1000
+        # What a kill leaves is the hidden temporary beside it, which no reader opens (RELIABILITY.md)...
+        assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["features.arrow"]
+        assert killed.exists()
+        old = killed.stat().st_mtime - 120  # past the grace period that covers a temporary not yet locked
+        for f in (killed, writing):
+            os.utime(f, (old, old))
+        # ...until the next write into the folder, which removes it and leaves the live writer's alone.
+        atomic_write(tmp_path / "results.parquet", lambda tmp: Path(tmp).write_bytes(b"C"))
+        assert not killed.exists()
+        assert writing.exists() and writing.stat().st_size == 2**20
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert target.read_bytes() == b"A" * 1000
-    # What a kill leaves is the hidden temporary beside it, which no reader opens (RELIABILITY.md).
-    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["features.arrow"]
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
 
 
 def test_a_killed_trials_scratch_folder_is_removed_by_the_next_one_and_a_live_one_is_kept(tmp_path):

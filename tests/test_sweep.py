@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sweeps.results import STATUSES
+from tests.procs import Lines
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny demo set's recordings with the demo preset's features and the light video CNN: a gated
@@ -188,29 +188,6 @@ def test_search_reports_pruned_and_complete_trials_to_optuna():
 # ------------------------------------------------------------------ driver killed, then --resume
 
 
-class _Lines:
-    """Collects a subprocess's output lines in a thread, so the test can wait for one."""
-
-    def __init__(self, proc):
-        self.lines: list[str] = []
-        self.proc = proc
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pred, timeout: float) -> list[str]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred(self.lines):
-                return self.lines
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError("never happened; output:\n" + "".join(self.lines[-60:]))
-
-
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A real Ray head of this test's own (stopped by it, never by `ray stop`)."""
@@ -238,7 +215,7 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    out = _Lines(proc)
+    out = Lines(proc)
     try:
         # Kill it once one trial has finished and the next is one epoch in.
         out.wait_for(lambda ls: any("finished (1/3)" in x for x in ls), 300)
@@ -307,7 +284,7 @@ def test_worker_node_killed_mid_trial_retries_from_its_checkpoint(tiny_root, ray
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
-    out = _Lines(proc)
+    out = Lines(proc)
     try:
         # One CPU per node: two trials running means one on each. Both past epoch 1 = both checkpointed.
         def both_trained(lines):
