@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(p, "seeds", type=int, help="seeds per fold (default: 3 on real data, 2 on the demo set)")
     add_flag(p, "gpus-per-run", type=float, help="GPU share per confirmation run (default: the sweep's)")
     add_flag(p, "cpus-per-run", type=float, help="CPUs per confirmation run (default: the sweep's)")
-    add_flag(p, "address", help="join a running Ray cluster: auto, or ray://HOST:10001 (default: start Ray here)")
+    add_flag(
+        p,
+        "address",
+        help="join a running Ray cluster from one of its nodes: auto or HOST:6379 (default: start Ray here)",
+    )
     add_flag(p, "dashboard-host", default="127.0.0.1", help="where a locally started dashboard listens")
     add_flag(p, "wandb", action="store_true", help="log the report as a W&B run (job type report)")
     add_flag(p, "wandb-project", help="W&B project (default: the sweep's)")
@@ -530,11 +534,12 @@ def _log_wandb(summary: dict, figures: dict[str, Path], out: Path, project: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.run import token_auth_for_address
+    from sweeps.run import check_address, token_auth_for_address
 
     argv = sys.argv[1:] if argv is None else list(argv)
     token_auth_for_address(argv)
     args = build_parser().parse_args(argv)
+    check_address(args.address)
     if args.folds is not None and args.folds < 2:
         fail(f"--folds must be >= 2, got {args.folds}")
     if args.seeds is not None and args.seeds < 1:

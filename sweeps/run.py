@@ -62,7 +62,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     g = p.add_argument_group("resources and cluster")
     add_flag(g, "gpus-per-trial", type=float, help="GPU share per trial, 0.25 packs 4 on a GPU (default: 1 if any)")
     add_flag(g, "cpus-per-trial", type=float, help="CPUs per trial (default: 1)")
-    add_flag(g, "address", help="join a running Ray cluster: auto, or ray://HOST:10001 (default: start Ray here)")
+    add_flag(
+        g,
+        "address",
+        help="join a running Ray cluster from one of its nodes: auto or HOST:6379 (default: start Ray here); "
+        "from elsewhere, submit the driver with `ray job submit`",
+    )
     add_flag(g, "dashboard-host", default="127.0.0.1", help="where a locally started dashboard listens")
     add_flag(g, "max-failures", type=int, default=3, help="retries of a trial whose worker died (from its checkpoint)")
     g = p.add_argument_group("storage")
@@ -121,6 +126,7 @@ def resolve(argv: list[str] | None) -> dict:
 
     parser, fields = build_parser()
     args = parser.parse_args(argv)
+    check_address(args.address)
     base = given(args, fields)
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
@@ -294,6 +300,19 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
         ),
     )
     return tuner.fit(), sp
+
+
+def check_address(address: str | None) -> None:
+    """Refuse Ray Client (`ray://`): Ray documents that Tune and Train may not work through it, and
+    here `Tuner.fit` failed at once under it (the runtime environment `uv run` gives Ray names a local
+    folder the cluster does not have). A sweep must also outlive the connection it was started from.
+    The driver belongs on the cluster, which is what `ray job submit` does."""
+    if address and address.startswith("ray://"):
+        fail(
+            "--address ray://... (Ray Client) cannot run a sweep; run the driver on the cluster: "
+            "RAY_AUTH_MODE=token ray job submit --address http://HEAD:8265 --working-dir . -- "
+            "python -m sweeps.run ... (README: On a cluster)"
+        )
 
 
 def token_auth_for_address(argv: list[str]) -> None:
