@@ -188,27 +188,35 @@ def test_search_reports_pruned_and_complete_trials_to_optuna():
 # ------------------------------------------------------------------ driver killed, then --resume
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A real Ray head of this test's own (stopped by it, never by `ray stop`)."""
+def _head():
+    """A real Ray head of the test's own (stopped by it, never by `ray stop`). With token
+    authentication (RAY_AUTH_MODE=token, set in conftest before ray is imported), as a cluster started
+    with `ray start --head` has it; the driver joining with --address speaks it too."""
     from ray.cluster_utils import Cluster
 
-    # With token authentication (RAY_AUTH_MODE=token, set in conftest before ray is imported), as a
-    # cluster started with `ray start --head` has it; the driver joining with --address speaks it too.
-    cluster = Cluster(
+    return Cluster(
         initialize_head=True,
         # One CPU: one trial at a time on the head; a test that adds a worker node gets a second slot.
         head_node_args={"num_cpus": 1, "object_store_memory": 300 * 2**20, "include_dashboard": False},
     )
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    cluster = _head()
     yield cluster
     cluster.shutdown()
 
 
-def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluster, tmp_path):
+def test_head_node_and_driver_killed_mid_sweep_resume_on_a_new_cluster_without_rerunning(tiny_root, tmp_path):
+    """The driver runs on the head (`ray job submit`, README), so a preempted head takes both: every
+    process of the head and the driver are SIGKILLed mid-trial, a new head starts, and `--resume`
+    joins it and finishes the sweep from storage alone."""
     storage = tmp_path / "runs"
+    lost = _head()
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
     argv += ["--num-samples", "3", "--max-epochs", "3", "--max-concurrent", "1", "--grace-period", "3"]
-    argv += ["--storage-path", str(storage), "--name", "k", "--address", ray_cluster.address, "--wandb"]
+    argv += ["--storage-path", str(storage), "--name", "k", "--address", lost.address, "--wandb"]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_SERVICE", None)  # each driver starts its own W&B service, as from a user's shell
@@ -222,22 +230,28 @@ def test_driver_killed_mid_sweep_resumes_without_rerunning(tiny_root, ray_cluste
         n = len(out.lines)
         out.wait_for(lambda ls: any(" epoch 1/3" in x for x in ls[n:]), 120)
         os.killpg(proc.pid, signal.SIGKILL)
+        lost.remove_node(lost.head_node, allow_graceful=False)  # SIGKILL: GCS, raylet, workers' node
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        lost.shutdown()
     done_before = [x.split("] ")[1].split()[0] for x in out.lines if "finished (" in x]
     assert not (storage / "k" / "results.parquet").exists()
 
-    res = subprocess.run(
-        [sys.executable, "-m", "sweeps.run", "--resume", "--name", "k", "--storage-path", str(storage)]
-        + ["--address", ray_cluster.address],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    new = _head()
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "sweeps.run", "--resume", "--name", "k", "--storage-path", str(storage)]
+            + ["--address", new.address],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        new.shutdown()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "resuming" in res.stdout
     df = pd.read_parquet(storage / "k" / "results.parquet")
