@@ -263,7 +263,7 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
         f = _job_file(out, job)
         if f.exists():
             saved = json.loads(f.read_text())
-            if _same_run(saved["job"]["config"], job["config"]):
+            if _same_run(saved.get("job", {}).get("config") or {}, job["config"]):
                 done.append((job, saved["result"], None))
                 continue
         todo.append(job)

@@ -309,7 +309,7 @@ def check_address(address: str | None) -> None:
     The driver belongs on the cluster, which is what `ray job submit` does."""
     if address and address.startswith("ray://"):
         fail(
-            "--address ray://... (Ray Client) cannot run a sweep; run the driver on the cluster: "
+            "--address ray://... (Ray Client) is not supported; run the driver on the cluster: "
             "RAY_AUTH_MODE=token ray job submit --address http://HEAD:8265 --working-dir . -- "
             "python -m sweeps.run ... (README: On a cluster)"
         )

@@ -279,7 +279,7 @@ def test_a_finished_run_is_reused_unless_a_setting_that_changes_its_result_diffe
         (["{half}"], "has not finished; finish it with: python -m sweeps.run --resume --name half"),
         (["{half}", "--folds", "1"], "--folds must be >= 2, got 1"),
         ([], "the following arguments are required: RUN_DIR"),
-        (["{half}", "--address", "ray://head:10001"], "(Ray Client) cannot run a sweep"),
+        (["{half}", "--address", "ray://head:10001"], "(Ray Client) is not supported"),
     ],
 )
 def test_report_cli_errors_are_one_line(tmp_path, args, message):

@@ -402,7 +402,7 @@ def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
         (["gated", "--num_samples", "0"], "--num-samples must be >= 1, got 0"),
         (["gated", "--lr", "-1"], "lr"),
         ([], "name a method to sweep"),
-        (["gated", "--address", "ray://head:10001"], "(Ray Client) cannot run a sweep; run the driver on the cluster"),
+        (["gated", "--address", "ray://head:10001"], "(Ray Client) is not supported; run the driver on the cluster"),
     ],
 )
 def test_cli_mistakes_are_one_line_errors(argv, message, capsys):
