@@ -13,13 +13,17 @@ wrapped in `torch.compile` (compilation happens in the untimed warm-up batches).
 Both sides in one run: the cached pipeline's training step (features already on the device, index
 slices, augmentation on the device) timed over a few batches of each method and scaled to 1,440 clips;
 and decoding + feature extraction of a sample of the set's recordings with every core, scaled the same
-way. Baseline epoch = decoding + the same training. Needs the RAVDESS-size set of
-`python -m benchmarks.data` (written once into the cache folder). Appends its table to BENCHMARKS.md.
+way. Baseline epoch = decoding + the same training. Reads the RAVDESS-size set of
+`python -m benchmarks.data` (24 actors, written once into the cache folder; here too when missing).
+`--actors 2` writes and reads a 2-actor set instead (120 recordings, a few minutes to generate)
+whose features are repeated to 1,440 clips: for a machine with no time to generate the whole set,
+such as a borrowed GPU. Appends its table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -27,8 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import report, table
+from benchmarks.data import ravdess_size_set
 from emo.config import FUSIONS, FeatureConfig, TrainConfig
-from emo.data.cache import extract_all, prepare
+from emo.data.cache import TrainingArrays, extract_all, prepare
 from emo.data.catalog import Catalog, discover
 from emo.models import build_model
 from emo.parallel import usable_cores
@@ -82,6 +87,16 @@ def train_clips_per_s(
     return n / seconds
 
 
+def clips_of(arrays: TrainingArrays, n: int) -> TrainingArrays:
+    """`arrays` with exactly `n` clips: repeated in order when there are fewer (a smaller set whose
+    features stand in for the full one's: same shapes, same bytes on the device)."""
+    if len(arrays) == n:
+        return arrays
+    idx = np.arange(n) % len(arrays)
+    return TrainingArrays(**{f.name: None if getattr(arrays, f.name) is None else getattr(arrays, f.name)[idx]
+                             for f in dataclasses.fields(arrays)})  # fmt: skip
+
+
 def decode_clips_per_s(root, sample: int, workers: int) -> float:
     """Decoding + features of `sample` recordings with `workers` processes (what a per-epoch-decoding
     loader does for every clip of every epoch)."""
@@ -99,6 +114,10 @@ def main(argv=None) -> None:
     p.add_argument("--methods", nargs="+", default=list(FUSIONS), choices=FUSIONS)
     p.add_argument("--batches", type=int, default=3, help="timed training batches per method (after 1 warm-up)")
     p.add_argument("--decode-sample", type=int, default=24, help="recordings decoded for the baseline")
+    p.add_argument(
+        "--actors", type=int, default=24, help="actors of the RAVDESS-size set (60 recordings each); under 24, "
+        f"their features are repeated to {CLIPS} clips: what a training step costs does not depend on the clip",
+    )  # fmt: skip
     p.add_argument("--device", default="auto")
     p.add_argument("--video_backbone", default="resnet18", choices=("resnet18", "light"))
     p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), help="default: fp32 on CPU, bf16 on CUDA")
@@ -106,10 +125,12 @@ def main(argv=None) -> None:
     p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, when it is not in the table")
     ns = p.parse_args(argv)
 
-    root = cache_root() / "bench-ravdess-size-24"
+    root = cache_root() / f"bench-ravdess-size-{ns.actors}"
     if not root.is_dir():
-        raise SystemExit(f"{root} is missing: run `uv run python -m benchmarks.data` once to write it")
+        print(f"writing the {ns.actors}-actor RAVDESS-size set into {root} (once)", flush=True)
+        ravdess_size_set(ns.actors)
     fs = prepare(root, progress=True)
+    arrays = clips_of(fs.arrays(), CLIPS)
     device = resolve_device(ns.device)
     cores = usable_cores()
     torch.set_num_threads(cores)
@@ -121,7 +142,7 @@ def main(argv=None) -> None:
     rows = []
     for m in ns.methods:
         cfg = TrainConfig(fusion=m, video_backbone=ns.video_backbone, batch_size=16)
-        dd = DeviceData(fs.arrays(), cfg, device)
+        dd = DeviceData(arrays, cfg, device)
         flops = flops_per_clip(cfg, dd, device)
         for prec in precisions:
             for compiled in (False, True) if ns.compile else (False,):
@@ -142,16 +163,17 @@ def main(argv=None) -> None:
          "of bf16 peak", "epoch s (cached)", "epoch s (decode every epoch)", "ratio"],
         rows,
     )  # fmt: skip
+    repeated = "" if len(fs) >= CLIPS else f" on the features of {len(fs)} recordings repeated to {CLIPS}"
+    peak_text = f"{peak:g} TFLOP/s dense bf16" if peak else "unknown here"
     notes = (
-        f"{where}; batch 16; audio: light CNN; video: "
-        f"{ns.video_backbone} per frame on 16 frames of 112 px. Training: {ns.batches} timed batches per method "
-        f"after a warm-up, scaled to {CLIPS} clips (one pass; a real epoch trains on the train actors and also "
-        f"evaluates validation). Baseline: decoding + features of {ns.decode_sample} recordings of the set with "
-        f"{cores} processes ({dec:.2f} clips/s), scaled to {CLIPS} clips ({decode_epoch:.0f} s), plus the same "
-        "training. FLOPs: `torch.utils.flop_counter` over one forward + backward (matmuls and convolutions; the "
-        f"optimiser step is not counted). Peak: {f'{peak:g} TFLOP/s dense bf16' if peak else 'unknown here'}. "
-        "The training guide reports 2 / 5 / 8 / 15 minutes per epoch for audio / video / gated / xattn "
-        "on an RTX 4090."
+        f"{where}; batch 16; audio: light CNN; video: {ns.video_backbone} per frame on 16 frames of 112 px. "
+        f"Training: {ns.batches} timed batches per method after a warm-up, scaled to {CLIPS} clips (one pass; a "
+        f"real epoch trains on the train actors and also evaluates validation){repeated}. Baseline: decoding + "
+        f"features of {ns.decode_sample} recordings of the set with {cores} processes ({dec:.2f} clips/s), scaled "
+        f"to {CLIPS} clips ({decode_epoch:.0f} s), plus the same training. FLOPs: `torch.utils.flop_counter` over "
+        "one forward + backward (matmuls and convolutions; the optimiser step is not counted). "
+        f"Peak: {peak_text}. The training guide reports 2 / 5 / 8 / 15 minutes per epoch for audio / video / "
+        "gated / xattn on an RTX 4090."
     )
     report(f"Training speed per method, {CLIPS} clips at RAVDESS size ({where})", body, notes)
 
