@@ -45,8 +45,9 @@ def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_de
     from playwright.sync_api import sync_playwright
 
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", str(tiny_demo.root), *SWEEP_DATA]
-    # Long enough (two trials, two epochs each, one at a time) to look at it while it runs.
-    argv += ["--num-samples", "2", "--max-epochs", "2", "--scheduler", "fifo", "--max-concurrent", "1"]
+    # Long enough (three trials, two epochs each, one at a time) to look at it while it runs: with two
+    # trials the sweep ended 16 s after the checks here, too little for a machine half as fast (three: 27 s).
+    argv += ["--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--max-concurrent", "1"]
     argv += ["--storage-path", str(tmp_path / "runs"), "--name", "d"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "token"}
     proc = subprocess.Popen(
