@@ -126,6 +126,12 @@ def main(argv=None) -> None:
         return _worker(json.loads(ns.worker))
     if ns.runner == "processes" and ns.extra:
         raise SystemExit("--runner processes takes no sweeps.run flags")
+    if ns.runner == "processes":
+        from emo.data import load_data
+        from sweeps.run import DEMO_FIXED
+
+        # Write the demo set and its feature cache once, here, not in N workers racing to (untimed).
+        load_data(TrainConfig(**DEMO_FIXED))
 
     gpu = torch.cuda.is_available()
     cores = usable_cores()
