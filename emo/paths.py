@@ -3,6 +3,7 @@ writes a file a crash must not leave half-written, and scratch folders a killed 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -28,6 +29,10 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """`write(tmp)` fills a temporary file beside `path`, which then replaces `path` in one rename: a
     reader sees the old file or the new one, never half of one. The temporary file goes on failure.
 
+    The temporary is synced to disk before the rename and the folder after it, so a power cut or a
+    kernel crash right after `atomic_write` returns also leaves the new file whole, not an empty or
+    partly written one under the real name.
+
     A writer killed mid-write (SIGKILL, a lost node) cannot remove its temporary, which at RAVDESS size
     can be a 1 GB feature cache. The writer holds an flock on it until the rename; the next
     `atomic_write` into the same folder removes the temporaries nobody holds."""
@@ -41,16 +46,33 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         except OSError:  # a filesystem without locks: the temporary is then only removed by age
             pass
         write(tmp)
+        _fsync(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; these are ordinary files
         os.replace(tmp, path)
+        try:  # the rename itself is durable once the folder is synced
+            _fsync(path.parent)
+        except OSError:  # best effort: some filesystems refuse to sync a folder
+            pass
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
     return path
+
+
+def _fsync(path: str | Path) -> None:
+    """Sync `path`'s data (a file, by its name: `write` may have opened it anew) or entries (a folder)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):  # cannot sync here: not an error
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_abandoned_temporaries(folder: str | Path) -> list[Path]:

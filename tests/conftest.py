@@ -13,10 +13,18 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 # Real RAVDESS recordings live beside the checkout (never copied into the repo).
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "ravdess"
-requires_ravdess = pytest.mark.skipif(
-    not (RAVDESS / "sample").is_dir(),
-    reason=f"real RAVDESS files not found at {RAVDESS} (the shared folder beside the checkout)",
-)
+
+
+def _requires(part: str):
+    return pytest.mark.skipif(
+        not (RAVDESS / part).is_dir(),
+        reason=f"real RAVDESS files not found at {RAVDESS / part} (the shared folder beside the checkout)",
+    )
+
+
+requires_ravdess = _requires("sample")  # the original mp4s and wavs
+requires_reencoded = _requires("reencoded")  # the two re-encoded oddities
+requires_speech16k = _requires("speech16k")  # the audio-only speech set of actors 01-12 at 16 kHz
 
 
 @pytest.fixture(autouse=True, scope="session")

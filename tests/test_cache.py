@@ -1,6 +1,7 @@
 """The feature cache: loads decode nothing, any change rebuilds, arrays are read-only memory maps."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 import emo.data.cache as cache_mod
 from emo.config import feature_preset
-from emo.data import prepare
+from emo.data import discover, prepare
 from tests.media import tone, write_mp4, write_wav
 
 CFG = feature_preset("demo")
@@ -64,7 +65,8 @@ def test_touched_file_rebuilds_and_replaces_the_stale_cache(small_root, tmp_path
     second = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False, log=logs.append)
     assert not second.from_cache and second.path != first.path
     assert not first.path.exists() and any("stale" in m for m in logs)
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [second.path.name]  # no temp files left
+    # no temp files left, and the stale cache's stamp went with it
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [second.path.name, second.path.name + ".verified"]
 
 
 def test_changed_setting_rebuilds_and_keeps_the_other(small_root, tmp_path):
@@ -149,3 +151,144 @@ def test_cli_bad_input_is_one_line_no_traceback(args, message, small_root, tmp_p
     )
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+# ------------------------------------------------------------------ verification stamp (`<cache>.verified`)
+
+
+def test_an_unchanged_cache_loads_without_reading_its_features_and_a_missing_stamp_verifies_again(
+    small_root, tmp_path, monkeypatch
+):
+    """The crc32 of every feature byte is most of a RAVDESS-size load (BENCHMARKS.md); the writer's stamp
+    says the file is as written, so a load of an unchanged cache reads none of its features."""
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    stamp = first.path.with_name(first.path.name + ".verified")
+    assert stamp.exists()
+    reads: list[int] = []
+    real_crc = cache_mod._file_crc32
+    monkeypatch.setattr(cache_mod, "_file_crc32", lambda *a, **k: reads.append(1) or real_crc(*a, **k))
+    assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache
+    assert reads == [], "an unchanged cache with a valid stamp was checksummed again"
+    stamp.unlink()  # no stamp (e.g. a cache copied here): verified in full, and stamped for next time
+    assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache
+    assert len(reads) == 2 and stamp.exists()  # audio and video
+    assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache
+    assert len(reads) == 2
+
+
+def test_a_bit_flip_is_found_even_when_the_file_times_are_set_back(small_root, tmp_path):
+    """Restoring mtime (os.utime, `cp -p`, `rsync -t`) cannot hide a change from the stamp: the change
+    and the utime both move the inode's ctime, which no call sets back."""
+    first = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False)
+    path, expected = first.path, np.array(first.audio)
+    offset = _values_offset(path, "audio")
+    del first
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ 0x10]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    logs: list[str] = []
+    again = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=1, progress=False, log=logs.append)
+    assert not again.from_cache
+    assert any("the audio features changed on disk (crc32 mismatch)" in m for m in logs), logs
+    np.testing.assert_array_equal(again.audio, expected)
+
+
+def _values_offset(path: Path, stream: str) -> int:
+    """Where the middle byte of a stream's feature values lies in the cache file."""
+    with pa.memory_map(str(path)) as mm:
+        base = mm.read_buffer(1).address
+        mm.seek(0)
+        values = pa.ipc.open_file(mm).read_all().column(stream).chunk(0).storage.values.buffers()[1]
+        return values.address - base + values.size // 2
+
+
+# ------------------------------------------------------------------------- a cache that cannot be written
+
+
+@pytest.mark.parametrize("where", ["/proc/nope", "FILE"])
+def test_a_cache_folder_that_cannot_be_written_is_one_error_line_before_any_extraction(where, small_root, tmp_path):
+    if where == "FILE":
+        where = str(tmp_path / "a-file")
+        Path(where).write_text("x")
+    out = subprocess.run(
+        [sys.executable, "-m", "emo.data", "prepare", "--data_root", str(small_root), "--cache_dir", where],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    # one line, and no progress bar: nothing was extracted first
+    assert out.stderr.splitlines() == [
+        f"error: feature cache folder {where!r} cannot be created or written "
+        + ("(it is not a folder)" if "a-file" in where else "(No such file or directory)")
+        + ": pass --cache_dir or set EMO_CACHE_DIR to a writable folder"
+    ]
+
+
+def test_a_cache_write_that_fails_midway_is_one_error_line_and_leaves_nothing(tmp_path):
+    """The disk fills while the cache is written (here: a file size limit, so the write really fails
+    with an OSError): one `error:` line, no traceback, no temporary left behind."""
+    root = tmp_path / "data"
+    write_wav(root / "Actor_01" / "03-01-01-01-01-01-01.wav", tone(2.0, 16_000))
+    limit = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from emo.data.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    cache = tmp_path / "c"
+    cmd = [sys.executable, "-c", limit, "prepare", "--data_root", str(root), "--cache_dir", str(cache), "--quiet"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write the feature cache"), lines
+    assert "File too large" in lines[0] and "--cache_dir" in lines[0]
+    assert list(cache.iterdir()) == []
+
+
+# ----------------------------------------------------------------------- an extraction process that dies
+
+
+class _KillsItsWorker(type(Path())):
+    """A path whose unpickling kills the process with SIGKILL, as the kernel's OOM killer would: the
+    extraction worker it is sent to dies before it extracts anything, every time."""
+
+    def __reduce__(self):
+        return (signal.raise_signal, (signal.SIGKILL,))
+
+
+def test_a_recording_that_kills_its_worker_is_skipped_and_every_other_one_is_extracted(
+    small_root, tmp_path, monkeypatch
+):
+    catalog = discover(small_root)
+    victim = catalog.recordings[1]
+    victim.files = {m: _KillsItsWorker(p) for m, p in victim.files.items()}
+    monkeypatch.setattr(cache_mod, "discover", lambda root: catalog)
+    logs: list[str] = []
+    fs = prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=2, progress=False, log=logs.append)
+    assert len(fs) == 5 and victim.recording not in fs.column("recording").tolist()
+    assert fs.skipped == [
+        {"path": str(p.relative_to(small_root)), "reason": cache_mod.CRASHED} for p in victim.files.values()
+    ]
+    assert "extractor process crashed" in cache_mod.CRASHED
+    assert any("a feature extraction process crashed" in m for m in logs), logs
+    assert fs.has_audio.all() and fs.has_video.all()
+
+
+def test_extraction_that_crashes_whatever_it_extracts_stops_with_one_error(small_root, tmp_path, monkeypatch):
+    """Out of memory for any recording, or a broken install: a clear error after a few recordings,
+    not one crash per recording of the whole set."""
+    catalog = discover(small_root)
+    for rec in catalog.recordings:
+        rec.files = {m: _KillsItsWorker(p) for m, p in rec.files.items()}
+    monkeypatch.setattr(cache_mod, "discover", lambda root: catalog)
+    with pytest.raises(cache_mod.ExtractionError, match="feature extraction processes keep crashing: 3 recordings"):
+        prepare(small_root, CFG, cache_dir=tmp_path / "c", workers=2, progress=False, log=lambda m: None)
+    assert list((tmp_path / "c").glob("*.arrow")) == []

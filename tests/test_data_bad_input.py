@@ -1,5 +1,8 @@
 """Every bad case the data layer knows, each beside good files in a generated folder."""
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,8 @@ import pytest
 
 from emo.config import feature_preset
 from emo.data import DataRootError, discover, prepare
+from emo.data.decode import DecodeError, decode_audio
+from tests.conftest import RAVDESS
 from tests.media import tone, write_mp4, write_wav
 
 CFG = feature_preset("demo")
@@ -33,6 +38,7 @@ def messy_skips(actor: int = 1) -> dict[str, str]:
         f"{d}/03-01-09-01-01-01-{a}.wav": "invalid emotion code 09",
         f"{d}/03-01-08-01-01-01-{a}_1.wav": "text after the 7-field code ('_1')",
         f"{d}/01-01-08-02-01-01-{a}.mp4": "cannot open as media",
+        f"{d}/03-01-06-02-01-01-{a}.wav": "audio truncated: the file holds 1.00 s of the 2.00 s",
         f"{d}/.DS_Store": "hidden or system file",
         f"{d}/notes.txt": "not a media file",
         "README.md": "not a media file",
@@ -56,6 +62,10 @@ def write_messy(root: Path, actor: int = 1) -> dict[str, str]:
     (root / "tmp.mp4").unlink()
     (a1 / f"01-01-03-02-01-01-{a}.mp4").write_bytes(full[: len(full) // 2])
     (a1 / f"03-01-04-01-01-01-{a}.wav").write_bytes(b"")  # zero-byte wav
+    # a wav cut to half its length: FFmpeg decodes the half that is there without an error
+    full = write_wav(root / "tmp.wav", tone(2.0, 16_000)).read_bytes()
+    (root / "tmp.wav").unlink()
+    (a1 / f"03-01-06-02-01-01-{a}.wav").write_bytes(full[: 44 + (len(full) - 44) // 2])
     (a1 / f"01-01-05-01-01-01-{a}.mp4").write_text("this is not a video\n")  # text named .mp4
     write_mp4(a1 / f"01-01-06-01-01-01-{a}.mp4", frames=30, audio=None)  # AV name, no audio stream
     write_mp4(a1 / f"02-01-07-01-01-01-{a}.mp4", frames=2, audio=None)  # 2-frame video
@@ -141,3 +151,95 @@ def test_empty_and_missing_roots_are_clear_errors(tmp_path):
     (tmp_path / "file.mp4").write_text("x")
     with pytest.raises(DataRootError, match="not a folder"):
         discover(tmp_path / "file.mp4")
+
+
+def test_a_truncated_real_wav_is_skipped_as_truncated(tmp_path):
+    """FFmpeg clamps a wav's duration to the bytes that are there, so only the RIFF header tells."""
+    if not (RAVDESS / "speech16k").is_dir():
+        pytest.skip(f"real RAVDESS files not found at {RAVDESS / 'speech16k'}")
+    src = RAVDESS / "speech16k" / "Actor_01" / "03-01-01-01-01-01-01.wav"
+    data = src.read_bytes()
+    cut = tmp_path / src.name
+    cut.write_bytes(data[: len(data) // 2])
+    assert decode_audio(src, 16_000).size > 0
+    with pytest.raises(DecodeError, match=r"audio truncated: the file holds 1\.\d\d s of the 3\.\d\d s its WAV header"):
+        decode_audio(cut, 16_000)
+
+
+def test_a_folder_where_no_file_decodes_is_one_error_line_and_writes_no_cache(tmp_path, capfd):
+    from emo.data.__main__ import main
+
+    root = tmp_path / "data"
+    (root / "Actor_01").mkdir(parents=True)
+    (root / "Actor_01" / "01-01-03-01-01-01-01.mp4").write_text("this is not a video\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "--data_root", str(root), "--cache_dir", str(tmp_path / "c"), "--quiet"])
+    assert exit_.value.code == 2
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: no usable clip in {str(root)!r}: all 1 file(s) were skipped (")
+    assert "Actor_01/01-01-03-01-01-01-01.mp4: audio: cannot open as media" in lines[0]
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_symlinked_actor_folders_are_followed_and_each_folder_is_walked_once(tmp_path):
+    store = tmp_path / "elsewhere" / "Actor_01"
+    write_wav(store / "03-01-01-01-01-01-01.wav", tone(1.0, 16_000))
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "Actor_01").symlink_to(store, target_is_directory=True)  # the root's only entry is a link
+    catalog = discover(root)
+    assert [r.files for r in catalog.recordings] == [{3: root / "Actor_01" / "03-01-01-01-01-01-01.wav"}]
+    assert catalog.skipped == []
+    # a link back up the tree (a loop) and a second link to a folder already walked: listed once each
+    (store / "up").symlink_to(root, target_is_directory=True)
+    (root / "again").symlink_to(store, target_is_directory=True)
+    catalog = discover(root)
+    assert len(catalog.recordings) == 1
+    assert {s.path: s.reason for s in catalog.skipped} == {
+        "again": "same folder as Actor_01 (through a symbolic link): not walked again",
+        "Actor_01/up": "same folder as the data root (through a symbolic link): not walked again",
+    }
+
+
+def test_an_unreadable_root_is_reported_as_unreadable_not_empty():
+    """Run as root, permission bits do not stop listing a folder: the check then runs in a child
+    process that has dropped to the `nobody` user."""
+    base = Path(tempfile.mkdtemp(prefix="emo-unreadable-"))  # not under pytest's owner-only tmp folder
+    try:
+        base.chmod(0o755)
+        locked = base / "data"
+        write_wav(locked / "Actor_01" / "03-01-01-01-01-01-01.wav", tone(0.5, 16_000))
+        locked.chmod(0)
+        assert _in_child_as_nobody(lambda: discover(locked)) == (
+            f"DataRootError: data root {str(locked)!r} is unreadable (Permission denied): "
+            "check that this user may list it"
+        )
+    finally:
+        (base / "data").chmod(0o755)
+        shutil.rmtree(base)
+
+
+def _in_child_as_nobody(fn) -> str:
+    """`type: message` of what `fn()` raises, run in a forked child (as user `nobody` if this is root)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                fn()
+                msg = "no error"
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                msg = f"{type(e).__name__}: {e}"
+            os.write(w, msg.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    return out

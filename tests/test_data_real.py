@@ -9,15 +9,14 @@ from emo.config import FeatureConfig
 from emo.data import actor_split, discover, prepare
 from emo.data.decode import DecodeError, decode_audio, decode_video, is_silent
 from emo.data.naming import parse_name
-from tests.conftest import RAVDESS, requires_ravdess
-
-pytestmark = requires_ravdess
+from tests.conftest import RAVDESS, requires_ravdess, requires_reencoded, requires_speech16k
 
 
 def _originals():
     return sorted((RAVDESS / "sample").rglob("*.mp4")) + sorted((RAVDESS / "sample").rglob("*.wav"))
 
 
+@requires_ravdess
 @pytest.mark.parametrize("path", _originals(), ids=lambda p: p.name)
 def test_every_original_decodes(path):
     name = parse_name(path.name)
@@ -33,6 +32,7 @@ def test_every_original_decodes(path):
     assert is_silent(wave) == (name.modality == 2)
 
 
+@requires_reencoded
 def test_reencoded_oddities():
     odd = RAVDESS / "reencoded"
     frames, total = decode_video(odd / "01-01-07-02-02-01-01_1.mp4", 8)
@@ -44,6 +44,7 @@ def test_reencoded_oddities():
         decode_audio(odd / "01-01-08-02-01-01-19.mp4", 16_000)
 
 
+@requires_ravdess
 def test_av_mp4_audio_matches_its_wav():
     """The 01 mp4's audio and the 03 wav of one recording are the same take."""
     a = RAVDESS / "sample" / "Actor_05"
@@ -56,6 +57,7 @@ def test_av_mp4_audio_matches_its_wav():
     assert corr > 0.98
 
 
+@requires_ravdess
 def test_sample_pairs_the_three_modalities_of_one_recording():
     cat = discover(RAVDESS / "sample")
     assert cat.skipped == []
@@ -68,6 +70,7 @@ def test_sample_pairs_the_three_modalities_of_one_recording():
     assert sum(len(r.files) for r in cat.recordings) == 47
 
 
+@requires_speech16k
 def test_speech16k_catalog_has_720_clips():
     cat = discover(RAVDESS / "speech16k")
     assert len(cat) == 720 and cat.skipped == []
@@ -79,6 +82,7 @@ def test_speech16k_catalog_has_720_clips():
     assert split.sizes() == {"train": 480, "val": 60, "test": 180}  # 8 / 1 / 3 actors
 
 
+@requires_ravdess
 def test_prepare_real_sample_face_crops(tmp_path):
     cfg = FeatureConfig(num_frames=4)  # the real-data preset, fewer frames to keep the test quick
     fs = prepare(RAVDESS / "sample", cfg, cache_dir=tmp_path, workers=2, progress=False)

@@ -4,6 +4,7 @@ the new one, never half of one, even when the writer is killed with SIGKILL mid-
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -33,6 +34,44 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
     atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"new"))
     assert target.read_bytes() == b"new"
     assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # an ordinary file, not 0600
+
+
+def test_the_new_file_is_synced_before_the_rename_and_its_folder_after(tmp_path, monkeypatch):
+    """Without the syncs, a power cut or kernel crash soon after the rename can leave the real name on
+    an empty or partly written file (ext4 writes data later than the rename). A folder the filesystem
+    refuses to sync is no error; a file that cannot be synced is, and leaves the old file."""
+    target = tmp_path / "state.pt"
+    target.write_bytes(b"old")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("fsync", name))
+        if Path(name).is_dir():
+            raise OSError(errno.EINVAL, "Invalid argument")  # as some filesystems answer for a folder
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(("rename", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"new"))
+    assert target.read_bytes() == b"new"
+    (what, tmp), *rest = events
+    assert what == "fsync" and Path(tmp).name.startswith(".state.pt.") and Path(tmp).parent == tmp_path
+    assert rest == [("rename", str(target)), ("fsync", str(tmp_path))]
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"newer"))
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
 
 
 def _umask() -> int:

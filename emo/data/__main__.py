@@ -87,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             rebuild=args.rebuild,
         )
-    except (DataRootError, ValueError) as e:
+    except (DataRootError, ValueError) as e:  # (a cache folder that cannot be written is a ValueError too)
         fail(str(e))
+    except OSError as e:  # anything else the filesystem refused, e.g. while removing a stale cache
+        fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
     print(json.dumps(fs.summary(), indent=2) if args.json else format_summary(fs))
     return 0
 

@@ -14,11 +14,13 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import as_completed
+from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +30,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from emo.config import FeatureConfig, TrainConfig, feature_preset
-from emo.data.catalog import Catalog, Recording, discover
+from emo.data.catalog import Catalog, DataRootError, Recording, discover
 from emo.data.labels import class_names, labels_of
 from emo.parallel import one_thread, process_pool, usable_cores
 from emo.paths import atomic_write, cache_root
@@ -44,6 +46,27 @@ _FIELDS = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "
 
 class CacheError(RuntimeError):
     """A cache file that cannot be used (unreadable, wrong schema, wrong shapes); it is rebuilt."""
+
+
+class CacheDirError(ValueError):
+    """The cache folder cannot be created or written. A ValueError, like every other mistake in what
+    a user passed, so each entry point reports it as one `error:` line."""
+
+
+class ExtractionError(ValueError):
+    """Extraction processes crash whatever they extract (out of memory, a broken install). A ValueError
+    so that each entry point reports it as one `error:` line, as it does a bad input."""
+
+
+# The reason a recording is skipped when extracting it kills its worker process (a crash in a decoder,
+# the kernel's OOM killer), in a pool with others and again alone.
+CRASHED = "extractor process crashed (twice: with other recordings, then alone)"
+# A load verifies the crc32 of every feature byte only when the file may have changed since it was
+# last verified: `<cache>.verified` records the file's size, times and inode as they were then.
+STAMP_SUFFIX = ".verified"
+# This many recordings in a row crashing their process alone, none extracted between them: the
+# extractor itself cannot run here, and going on would only crash once per recording.
+_CRASHES_IN_A_ROW = 3
 
 
 @dataclass
@@ -192,15 +215,53 @@ def prepare(
             return load(path, catalog, cfg, seconds_since=t0)
         except CacheError as e:
             log(f"feature cache {path} is unusable ({e}); rebuilding it")
-    results = extract_all(catalog, cfg, workers=workers, progress=progress)
-    write(path, catalog, cfg, results, build_seconds=time.perf_counter() - t0)
-    for stale in cache_dir.glob(path.name.rsplit("-", 1)[0] + "-*.arrow"):
+    check_cache_dir(cache_dir)  # before the extraction (minutes at RAVDESS size), not after it
+    results = extract_all(catalog, cfg, workers=workers, progress=progress, log=log)
+    keep, skipped, _ = _assemble(catalog, results)
+    if not keep:
+        raise DataRootError(_nothing_usable(catalog, skipped))
+    try:
+        write(path, catalog, cfg, results, build_seconds=time.perf_counter() - t0)
+    except OSError as e:  # a full disk, a folder made read-only meanwhile
+        raise CacheDirError(
+            f"cannot write the feature cache {str(path)!r} ({e.strerror or e}): free space there, or pass "
+            "--cache_dir or set EMO_CACHE_DIR to another folder"
+        ) from e
+    prefix = path.name.rsplit("-", 1)[0]
+    for stale in cache_dir.glob(prefix + "-*.arrow"):
         if stale != path:
             stale.unlink(missing_ok=True)
             log(f"removed stale feature cache {stale.name} (source files changed)")
+    for stamp in cache_dir.glob(prefix + "-*.arrow" + STAMP_SUFFIX):  # with their caches, or left alone
+        if stamp != stamp_path(path):
+            stamp.unlink(missing_ok=True)
     fs = load(path, catalog, cfg, seconds_since=t0)
     fs.from_cache = False
     return fs
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """Create `cache_dir` if need be and check a file can be made in it; raises CacheDirError."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache_dir):  # no name on Linux (O_TMPFILE): nothing to leak
+            pass
+    except OSError as e:
+        not_a_folder = os.path.lexists(cache_dir) and not os.path.isdir(cache_dir)
+        why = "it is not a folder" if not_a_folder else (e.strerror or str(e))
+        raise CacheDirError(
+            f"feature cache folder {str(cache_dir)!r} cannot be created or written ({why}): pass --cache_dir or set "
+            "EMO_CACHE_DIR to a writable folder"
+        ) from e
+
+
+def _nothing_usable(catalog: Catalog, content_skips: list[dict]) -> str:
+    skips = [s.to_dict() for s in catalog.skipped] + content_skips
+    shown = "; ".join(f"{s['path']}: {s['reason']}" for s in skips[:3]) + ("; ..." if len(skips) > 3 else "")
+    return (
+        f"no usable clip in {str(catalog.root)!r}: all {len(skips)} file(s) were skipped ({shown}); "
+        "replace the broken files or point the data root at RAVDESS media"
+    )
 
 
 def load_data(cfg: TrainConfig, progress: bool = True) -> FeatureSet:
@@ -234,10 +295,23 @@ def _extract(rec: Recording, cfg: FeatureConfig, decode_threads: int) -> ClipFea
 
 
 def extract_all(
-    catalog: Catalog, cfg: FeatureConfig, *, workers: int | None = None, progress: bool = True
+    catalog: Catalog,
+    cfg: FeatureConfig,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> list[ClipFeatures]:
-    """Extract every recording of `catalog`, in `workers` processes (default: every usable core)."""
+    """Extract every recording of `catalog`, in `workers` processes (default: every usable core).
+
+    A worker process that dies (a crash inside a decoder, the kernel's OOM killer) breaks its whole
+    pool, and which recording killed it is unknown: each recording that was in flight then runs again
+    alone in a fresh process, and the ones not started yet go on in a fresh pool. A recording that
+    crashes its process again, alone, gets no features and its files are skipped with `CRASHED`;
+    `_CRASHES_IN_A_ROW` such recordings with nothing extracted between them raise ExtractionError.
+    (With `workers=1` extraction runs in this process, which such a crash ends.)"""
     recs = catalog.recordings
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     workers = max(1, min(workers or usable_cores(), len(recs)))
     bar = tqdm(total=len(recs), desc="extracting features", unit="clip", disable=not progress, file=sys.stderr)
     results: list[ClipFeatures | None] = [None] * len(recs)
@@ -246,13 +320,68 @@ def extract_all(
             results[i] = _extract(rec, cfg, decode_threads=0)
             bar.update()
     else:
-        with process_pool(workers, initializer=one_thread) as pool:
-            futures = {pool.submit(_extract, rec, cfg, 1): i for i, rec in enumerate(recs)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
+        todo, crashed = list(range(len(recs))), []  # crashed: alone, with nothing extracted since
+        while todo:
+            in_flight, todo, extracted = _pool_round(recs, cfg, todo, workers, results, bar)
+            crashed = [] if extracted else crashed
+            if in_flight:
+                names = ", ".join(recs[i].recording for i in in_flight)
+                log(f"a feature extraction process crashed; extracting again, one process each: {names}")
+            for i in in_flight:
+                if not _pool_round(recs, cfg, [i], 1, results, bar)[0]:
+                    crashed = []
+                    continue
+                results[i] = _crashed(recs[i])
                 bar.update()
+                log(f"{recs[i].recording}: {CRASHED}; its files are skipped")
+                crashed.append(recs[i].recording)
+                if len(crashed) >= _CRASHES_IN_A_ROW:
+                    bar.close()
+                    raise ExtractionError(
+                        f"feature extraction processes keep crashing: {len(crashed)} recordings in a row "
+                        f"({', '.join(crashed)}) crashed theirs even alone; check free memory (`dmesg` shows "
+                        "the kernel's OOM kills), or run with --workers 1 to see the crash"
+                    )
     bar.close()
     return results  # type: ignore[return-value]
+
+
+def _pool_round(
+    recs: list[Recording], cfg: FeatureConfig, todo: list[int], workers: int, results: list, bar: tqdm
+) -> tuple[list[int], list[int]]:
+    """Extract recordings `todo` in a fresh pool of `workers` processes, filling `results`.
+
+    At most `workers` recordings are in flight, so when a worker dies the suspects are those few.
+    Returns (the recordings in flight when a worker died, the ones not started, how many finished);
+    the first two are empty when every recording finished."""
+    queue, running, finished = deque(todo), {}, 0
+    with process_pool(workers, initializer=one_thread) as pool:
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    running[pool.submit(_extract, recs[queue[0]], cfg, 1)] = queue[0]
+                    queue.popleft()
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    results[running[fut]] = fut.result()  # BrokenProcessPool if a worker died
+                    del running[fut]
+                    finished += 1
+                    bar.update()
+        except BrokenProcessPool:
+            wait(running)  # the pool fails every unfinished future; keep what finished before the crash
+            for fut in [f for f in running if f.exception() is None]:
+                results[running.pop(fut)] = fut.result()
+                finished += 1
+                bar.update()
+    return sorted(running.values()), list(queue), finished
+
+
+def _crashed(rec: Recording) -> ClipFeatures:
+    from emo.data.features import ClipFeatures
+
+    out = ClipFeatures(recording=rec.recording)
+    out.problems = [(str(p), CRASHED) for p in dict.fromkeys(rec.audio_sources() + rec.video_sources())]
+    return out
 
 
 def _assemble(catalog: Catalog, results: list[ClipFeatures]) -> tuple[list[int], list[dict], list[dict]]:
@@ -325,14 +454,14 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
     }
     table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
 
-    def write_ipc(tmp: str) -> None:
+    def write_ipc(tmp: str) -> None:  # (atomic_write syncs it to disk before the rename)
         with open(tmp, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
             writer.write_table(table, max_chunksize=max(n, 1))
-            # (the writer closes before the file: the footer is written, then we sync it to disk)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
 
+    stamp_path(path).unlink(missing_ok=True)
     atomic_write(path, write_ipc)
+    # The crc32s were computed from the arrays just written: the file as it is now needs no verifying.
+    _write_stamp(path, _stat_key(os.stat(path)))
 
 
 # ---------------------------------------------------------------------------------------------- load
@@ -370,10 +499,59 @@ def _file_crc32(path: Path, offset: int, size: int, chunk: int = 16 * 2**20) -> 
     return crc
 
 
+def stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + STAMP_SUFFIX)
+
+
+def _stat_key(st: os.stat_result) -> dict:
+    # Any write through the filesystem changes ctime, which no one can set back (utime sets it too).
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "dev": st.st_dev,
+    }
+
+
+def _is_verified(path: Path, key: dict) -> bool:
+    """Whether `path`'s stamp says it was verified (or written) as `key` describes it now."""
+    stamp = stamp_path(path)
+    try:
+        recorded = json.loads(stamp.read_text())
+        stamp_ctime = stamp.stat().st_ctime_ns
+    except (OSError, ValueError):
+        return False
+    # File times tick coarsely (a few ms on Linux): a change to the cache within the tick that its
+    # recorded ctime falls in would leave that ctime as it was. Only a stamp written in a later tick
+    # than the cache's ctime vouches for it ("racy git" has the same rule).
+    return recorded == key and stamp_ctime > key["ctime_ns"]
+
+
+def _write_stamp(path: Path, key: dict) -> None:
+    """Record that `path` holds, as `key` describes it, the bytes its stored crc32s were computed from.
+    Rewritten until its own ctime is past the cache's (one clock tick, up to 2 s on coarse
+    filesystems). Best effort: where it cannot be written, every load verifies in full."""
+    stamp, deadline = stamp_path(path), time.monotonic() + 2.5
+    try:
+        while True:
+            atomic_write(stamp, lambda tmp: Path(tmp).write_text(json.dumps(key)))
+            if stamp.stat().st_ctime_ns > key["ctime_ns"] or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+    except OSError:
+        pass
+
+
 def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float | None = None) -> FeatureSet:
-    """Memory-map a cache file written by `write` and check it matches `cfg`. Raises CacheError."""
+    """Memory-map a cache file written by `write` and check it matches `cfg`. Raises CacheError.
+
+    The crc32 of the feature bytes is verified only when the file may have changed since it was last
+    written or verified (its stamp, `<cache>.verified`, does not match it); that read of every byte
+    is most of a load's time at RAVDESS size (BENCHMARKS.md)."""
     t0 = seconds_since if seconds_since is not None else time.perf_counter()
     try:
+        before = os.stat(path)
         # The map stays open for as long as any array views it (Arrow buffers hold a reference).
         mapped = pa.memory_map(str(path), "r")
         base = mapped.read_buffer(1).address  # where byte 0 of the file is mapped
@@ -390,10 +568,18 @@ def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float 
     audio = _tensor_column(table, "audio", cfg.audio_shape, np.float32)
     video = _tensor_column(table, "video", cfg.video_shape, np.uint8)
     # (a cache written before checksums were stored has none to verify; its schema was checked above)
-    for stream, arr in (("audio", audio), ("video", video)):
-        want = meta.get("crc32", {}).get(stream)
-        if want is not None and arr is not None and _file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
-            raise CacheError(f"the {stream} features changed on disk (crc32 mismatch)")
+    key = _stat_key(before)
+    try:
+        same_file = _stat_key(os.stat(path)) == key  # not replaced while it was being mapped
+    except OSError:
+        same_file = False
+    if meta.get("crc32") and not (same_file and _is_verified(path, key)):
+        for stream, arr in (("audio", audio), ("video", video)):
+            want = meta["crc32"].get(stream)
+            if want is not None and arr is not None and _file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
+                raise CacheError(f"the {stream} features changed on disk (crc32 mismatch)")
+        if same_file:
+            _write_stamp(path, key)  # as it was before the reads: a change during them shows next time
     return FeatureSet(
         table=table,
         config=cfg,

@@ -102,11 +102,29 @@ def discover(root: str | Path) -> Catalog:
     by_recording: dict[str, Recording] = {}
     skipped: list[Skipped] = []
     seen_any = False
-    for dirpath, dirnames, filenames in os.walk(
-        root, onerror=lambda e: skipped.append(Skipped(e.filename, f"unreadable folder: {e.strerror}"))
-    ):
+    # Symbolic links to folders are followed (a dataset assembled from links is common); each folder
+    # is walked once, by its (device, inode): a link back up the tree, or a second link to a folder
+    # already walked, is listed as skipped instead of walking it forever or twice.
+    walked = {_folder_id(root): "the data root"}
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error_handler(root, skipped), followlinks=True):
         dirnames.sort()  # deterministic walk order: first-seen wins on duplicates
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for d in dirnames:
+            sub = Path(dirpath) / d
+            rel = str(sub.relative_to(root))
+            try:
+                key = _folder_id(sub)
+            except OSError as e:
+                skipped.append(Skipped(rel, f"unreadable folder: {e.strerror}"))
+                continue
+            if key in walked:
+                first = walked[key]
+                skipped.append(Skipped(rel, f"same folder as {first} (through a symbolic link): not walked again"))
+                continue
+            walked[key] = rel
+            keep.append(d)
+        dirnames[:] = keep
         for fname in sorted(filenames):
             seen_any = True
             path = Path(dirpath) / fname
@@ -137,12 +155,35 @@ def discover(root: str | Path) -> Catalog:
                 continue
             rec.files[name.modality] = path
 
-    if not seen_any:
+    if not seen_any and not skipped:
         raise DataRootError(f"data root {str(root)!r} is empty")
     if not by_recording:
         raise DataRootError(
-            f"no RAVDESS file in {str(root)!r} ({len(skipped)} file(s) skipped, e.g. "
-            f"{skipped[0].path}: {skipped[0].reason})"
+            f"no RAVDESS file in {str(root)!r} ({len(skipped)} skipped, e.g. {skipped[0].path}: {skipped[0].reason})"
         )
     recordings = sorted(by_recording.values(), key=lambda r: (r.name.actor, r.recording))
     return Catalog(root=root, recordings=recordings, skipped=skipped)
+
+
+def _folder_id(path: Path) -> tuple[int, int]:
+    st = path.stat()  # follows a symbolic link to the folder it names
+    return st.st_dev, st.st_ino
+
+
+def _walk_error_handler(root: Path, skipped: list[Skipped]):
+    """`os.walk`'s onerror: a subfolder that cannot be listed is skipped with the reason; the root
+    itself cannot be listed at all, which is an error (not "empty")."""
+
+    def onerror(e: OSError) -> None:
+        where = Path(e.filename) if e.filename else root
+        if where == root:
+            raise DataRootError(
+                f"data root {str(root)!r} is unreadable ({e.strerror}): check that this user may list it"
+            ) from e
+        try:
+            rel = str(where.relative_to(root))
+        except ValueError:
+            rel = str(where)
+        skipped.append(Skipped(rel, f"unreadable folder: {e.strerror}"))
+
+    return onerror

@@ -7,6 +7,7 @@ reason a person reads in the skip list.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -41,12 +42,52 @@ def _ffmpeg_reason(e: av.error.FFmpegError) -> str:
     return msg.split(": '")[0]
 
 
+def wav_truncation(path: str | Path) -> str | None:
+    """Why a RIFF/WAVE file is cut short, or None if it is whole (or not a RIFF/WAVE file).
+
+    FFmpeg clamps a wav's duration to the bytes that are there, so a cut wav decodes without an error
+    and with a duration that matches its decoded length: only the size its `data` chunk declares
+    tells. Read from the chunk headers, so it holds for any codec inside the RIFF file."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None  # RF64, Wave64, not a wav at all: FFmpeg's own checks apply
+            pos, byte_rate = 12, 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                cid, n = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"fmt " and n >= 12:
+                    byte_rate = int.from_bytes(f.read(12)[8:12], "little")
+                if cid == b"data":
+                    if n in (0, 0xFFFFFFFF):
+                        return None  # written as a stream: the size was never filled in
+                    have = size - pos - 8
+                    if have >= MIN_DECODED_SHARE * n:
+                        return None
+                    if byte_rate:
+                        held, declared = f"{have / byte_rate:.2f} s", f"{n / byte_rate:.2f} s"
+                    else:
+                        held, declared = f"{have} bytes", f"{n} bytes"
+                    return f"audio truncated: the file holds {held} of the {declared} its WAV header declares"
+                pos += 8 + n + (n & 1)  # chunks are padded to an even size
+    except OSError:
+        return None  # opening it for decoding reports the problem
+    return None
+
+
 def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode the first audio stream of `path` to mono float32 in [-1, 1] at `sample_rate`.
 
-    Returns shape (samples,). Raises `DecodeError` if there is no audio stream or it cannot be decoded.
+    Returns shape (samples,). Raises `DecodeError` if there is no audio stream, it cannot be decoded,
+    or it is cut short of what its header declares.
     """
     path = Path(path)
+    truncated = wav_truncation(path)
+    if truncated:
+        raise DecodeError(truncated)
     with _open(path) as container:
         if not container.streams.audio:
             raise DecodeError("no audio stream")
