@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from emo.data.splits import SplitError, actor_folds, actor_split, make_split, stratified_split
+from emo.data.splits import (
+    SplitError,
+    actor_folds,
+    actor_split,
+    confirmation_folds,
+    make_split,
+    selection_actors,
+    stratified_split,
+)
 
 RAVDESS_ACTORS = np.repeat(np.arange(1, 25), 60)  # 24 actors x 60 speech clips
 
@@ -81,15 +89,39 @@ def test_make_split_unknown_mode_lists_choices():
         make_split("speaker", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, 0)
 
 
-def test_make_split_fold_is_that_actor_fold():
-    folds = actor_folds(RAVDESS_ACTORS, 4)
+def test_make_split_fold_is_that_confirmation_fold():
+    """A run's fold is one of the report's confirmation folds: the actors the default split validates
+    on (17-18 of RAVDESS, where sweeps choose configurations) validate every fold and are never
+    tested; every other actor is tested exactly once."""
+    folds = confirmation_folds(RAVDESS_ACTORS, 4)
+    assert selection_actors(RAVDESS_ACTORS) == (17, 18)
     for i, f in enumerate(folds):
         s = make_split("actor", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, seed=3, folds=4, fold=i)
         assert s.test_actors == f.test_actors and np.array_equal(s.train, f.train)
+        assert s.val_actors == (17, 18) and not {17, 18} & (set(s.test_actors) | set(s.train_actors))
     tested = [a for f in folds for a in f.test_actors]
-    assert sorted(tested) == list(range(1, 25)), "every actor is tested exactly once over the folds"
+    assert sorted(tested) == [a for a in range(1, 25) if a not in (17, 18)]
     with pytest.raises(SplitError, match="need split_mode 'actor'"):
         make_split("stratified", RAVDESS_ACTORS, RAVDESS_ACTORS % 8, 0, folds=4, fold=0)
+
+
+@pytest.mark.parametrize("n_actors, k", [(4, 2), (8, 4), (12, 3), (24, 6)])
+def test_confirmation_folds_keep_the_selection_actors_out_of_test(n_actors, k):
+    actors = np.repeat(np.arange(1, n_actors + 1), 2)
+    held = set(selection_actors(actors))
+    folds = confirmation_folds(actors, k)
+    tested = [a for f in folds for a in f.test_actors]
+    assert held and not held & set(tested)
+    assert sorted(tested) == sorted(set(range(1, n_actors + 1)) - held)
+    for f in folds:
+        assert f.train_actors and held <= set(f.val_actors)
+        assert set(f.train_actors) | set(f.val_actors) | set(f.test_actors) == set(range(1, n_actors + 1))
+
+
+def test_confirmation_folds_say_how_many_actors_they_need():
+    with pytest.raises(SplitError, match=r"needs at least 4 actors besides the 3 kept out of testing \(\[3, 4, 5\]\)"):
+        actor_folds(np.arange(1, 7), 4, never_test=(3, 4, 5))
+    assert len(actor_folds(np.arange(1, 7), 4, never_test=(6,))) == 4
 
 
 @pytest.mark.parametrize(

@@ -68,23 +68,48 @@ def actor_split(actors: np.ndarray, val_fraction: float = VAL_FRACTION, test_fra
     return _by_actor(actors, unique[:n_train], unique[n_train : n_train + n_val], unique[n_train + n_val :])
 
 
-def actor_folds(actors: np.ndarray, k: int, val_fraction: float = VAL_FRACTION) -> list[Split]:
+def actor_folds(
+    actors: np.ndarray, k: int, val_fraction: float = VAL_FRACTION, never_test: tuple[int, ...] = ()
+) -> list[Split]:
     """k folds over actors: fold i tests on the i-th contiguous block of sorted actors, validates on the
-    actors that follow it (wrapping round) and trains on the rest. Every actor is tested exactly once."""
+    actors that follow it (wrapping round) and trains on the rest. Every actor is tested exactly once.
+
+    `never_test`: actors that are no fold's test actors; every one of them validates every fold instead
+    (topped up with the actors after the block where they are fewer than the validation fraction).
+    The report passes the actors its sweeps chose configurations on: no clip that picked a
+    configuration ever scores it. The other actors are each tested exactly once."""
     actors = np.asarray(actors)
     if k < 2:
         raise SplitError(f"k-fold needs k >= 2, got {k}")
     unique = _unique_actors(actors, k + 2, f"{k}-fold over actors")  # test block + val + train
-    blocks = np.array_split(np.array(unique), k)
-    n_val = max(1, round(len(unique) * val_fraction))
+    held = [a for a in unique if a in set(never_test)]
+    testable = [a for a in unique if a not in set(held)]
+    if len(testable) < k:
+        raise SplitError(
+            f"{k}-fold over actors needs at least {k} actors besides the {len(held)} kept out of testing "
+            f"({held}); the data has {len(unique)} ({unique})"
+        )
+    blocks = np.array_split(np.array(testable), k)
+    n_val = max(1, round(len(unique) * val_fraction), len(held))
     if len(unique) - max(len(b) for b in blocks) - n_val < 1:
         raise SplitError(f"{k}-fold over actors leaves no training actor with {len(unique)} actors")
     folds = []
     for i, block in enumerate(blocks):
         test = block.tolist()
         rest = [a for b in blocks[i + 1 :] + blocks[:i] for a in b.tolist()]  # in order after the block
+        rest = held + rest  # the held-out-of-test actors validate first
         folds.append(_by_actor(actors, sorted(rest[n_val:]), sorted(rest[:n_val]), test))
     return folds
+
+
+def selection_actors(actors: np.ndarray) -> tuple[int, ...]:
+    """The actors a sweep chooses configurations on: the validation actors of `actor_split`."""
+    return actor_split(actors).val_actors
+
+
+def confirmation_folds(actors: np.ndarray, k: int) -> list[Split]:
+    """The report's k folds: `actor_folds` whose test actors never include `selection_actors`."""
+    return actor_folds(actors, k, never_test=selection_actors(actors))
 
 
 def stratified_split(labels: np.ndarray, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
@@ -110,11 +135,11 @@ def stratified_split(labels: np.ndarray, seed: int, val_fraction: float = 0.15, 
 
 
 def make_split(mode: str, actors: np.ndarray, labels: np.ndarray, seed: int, folds: int = 0, fold: int = 0) -> Split:
-    """The split a run trains on; with `folds`, fold `fold` of `actor_folds` (actor mode only)."""
+    """The split a run trains on; with `folds`, fold `fold` of `confirmation_folds` (actor mode only)."""
     if folds and mode != "actor":
         raise SplitError(f"folds are over actors and need split_mode 'actor', not {mode!r}")
     if mode == "actor":
-        return actor_folds(actors, folds)[fold] if folds else actor_split(actors)
+        return confirmation_folds(actors, folds)[fold] if folds else actor_split(actors)
     if mode == "stratified":
         return stratified_split(labels, seed)
     raise SplitError(f"unknown split_mode {mode!r}; choose one of: {', '.join(SPLIT_MODES)}")
