@@ -1,15 +1,19 @@
 """Command-line helpers shared by every entry point.
 
 Each flag is accepted in both spellings, `--num_classes` (the training guide's) and `--num-classes`
-(Ray's CLI style). Dataclass fields become flags with their types, so a new config field is a new flag
-with no other edit.
+(Ray's CLI style). Dataclass fields become flags with their types, and the comment on a field's line
+becomes its help, so a new config field is a new flag with no other edit.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import io
+import re
 import sys
+import tokenize
 import types
 import typing
 from typing import Any
@@ -33,12 +37,30 @@ def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: st
     parser.add_argument(*flag_names(name), **kwargs)
 
 
+def field_reasons(cls: type) -> dict[str, str]:
+    """Each dataclass field's one-line reason: the comment on its line in the class's source
+    (`lr: float = 1e-3  # guide default; ...`). The config states each reason once, beside its
+    default, and `--help` shows it."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline))
+    except (OSError, TypeError, tokenize.TokenError):  # no source to read: help without reasons
+        return {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    reasons: dict[str, str] = {}
+    for tok in tokens:
+        field = re.match(r"    (\w+)\s*:", tok.line) if tok.type == tokenize.COMMENT else None
+        if field and field[1] in names:
+            reasons.setdefault(field[1], tok.string.lstrip("#").strip())
+    return reasons
+
+
 def add_dataclass_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, skip: tuple[str, ...] = ()
 ) -> list[str]:
     """A flag per field of dataclass `cls`, defaulting to None (= "not given", so presets and config
     files can fill it). Booleans get `--x/--no-x`. Returns the field names added."""
     hints = typing.get_type_hints(cls)
+    reasons = field_reasons(cls)
     added = []
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
@@ -47,7 +69,8 @@ def add_dataclass_flags(
         if typing.get_origin(tp) in (typing.Union, types.UnionType):  # `str | None`: a str flag
             tp = next(a for a in typing.get_args(tp) if a is not type(None))
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_ = f"(default: {default})"
+        reason = reasons.get(f.name, "").replace("%", "%%")  # argparse %-formats help
+        help_ = f"{reason} (default: {default})".lstrip()
         choices = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal else None
         if tp is bool:
             parser.add_argument(

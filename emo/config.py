@@ -97,7 +97,8 @@ Fusion = Literal["audio", "video", "late", "concat", "gated", "xattn"]
 @dataclass(frozen=True)
 class TrainConfig:
     """Every knob of one training run. The CLI flags, sweep search spaces, W&B config and checkpoints
-    all use these names. Defaults are the training guide's recipe unless the comment says otherwise."""
+    all use these names. Defaults are the training guide's recipe unless the comment says otherwise;
+    the comment on a field's line is its `--help` text (emo.cli.field_reasons)."""
 
     # Data
     data_root: str | None = None  # RAVDESS folder; None = the built-in synthetic demo set
@@ -127,13 +128,13 @@ class TrainConfig:
     use_cosine_annealing: bool = False  # guide flag: cosine learning-rate decay over `epochs`
     seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
     device: str = "auto"  # auto: cuda if available, else cpu
-    # Checkpoints (with --checkpoint_dir, and every sweep trial): every this many epochs, and the last.
-    # 1 loses nothing; at RAVDESS size a checkpoint costs ~0.5 s (BENCHMARKS.md), a quarter of a fast
-    # GPU epoch. A retry or resume repeats at most checkpoint_every - 1 epochs, ending the same.
-    checkpoint_every: int = 1
+    # Checkpoints (with --checkpoint_dir, and every sweep trial): at RAVDESS size a checkpoint costs
+    # ~0.5 s (BENCHMARKS.md), a quarter of a fast GPU epoch. A retry or resume repeats at most
+    # checkpoint_every - 1 epochs, ending the same.
+    checkpoint_every: int = 1  # save every this many epochs, and after the last; 1 loses nothing
     # Logging
     wandb: bool = False  # log to Weights & Biases (offline when no API key is configured)
-    wandb_project: str = "emo-sweeps"
+    wandb_project: str = "emo-sweeps"  # the W&B project the run is logged to
 
     def __post_init__(self) -> None:
         _check_choice(self, "fusion", FUSIONS)

@@ -322,13 +322,37 @@ def fit(
                 }
         results["seconds"] = time.perf_counter() - t_start
         if run is not None:
-            run.summary.update({k: v for k, v in results.items() if isinstance(v, int | float)})
+            run.summary.update(wandb_summary(results, names))
         return results
     finally:
         # Also when the loop is cut short: a sweep scheduler stopping the trial ends the `report` call
         # with SystemExit, and the W&B run must still be closed and its files flushed.
         if run is not None:
             run.finish()
+
+
+def wandb_summary(results: dict, names: tuple[str, ...]) -> dict:
+    """fit's results as W&B summary values: every number, nested ones flattened (`test/f1/<class>`,
+    `gate/test_mean`, `gate/test_per_class/<class>`, `split/train`), and the test confusion matrix as a
+    table (a row per true class, a column per predicted one). The per-epoch history is W&B's history
+    already; per-clip lists (predictions, recordings) stay out."""
+    import wandb
+
+    out: dict = {}
+
+    def add(key: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                add(f"{key}/{k}", v)
+        elif isinstance(value, int | float):  # bools too (stopped_early)
+            out[key] = value
+
+    for key, value in results.items():
+        add("test/f1" if key == "test/per_class_f1" else key, value)
+    if "test/confusion" in results:
+        rows = [[name, *counts] for name, counts in zip(names, results["test/confusion"], strict=True)]
+        out["test/confusion"] = wandb.Table(columns=["true", *names], data=rows)
+    return out
 
 
 _RESUME_MAY_DIFFER = {"epochs", "device", "early_stopping_patience"} | OPERATIONAL_FIELDS
@@ -339,6 +363,13 @@ def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
     if diff:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise ValueError(f"the checkpoint was written with other settings ({shown}); use a new --checkpoint_dir")
+    if cfg.use_cosine_annealing and saved.get("epochs") != cfg.epochs:
+        # The saved scheduler anneals over the old epoch count (its T_max); continuing it over another
+        # count would end at neither schedule. Without cosine annealing, more epochs just train longer.
+        raise ValueError(
+            f"the checkpoint's cosine learning-rate schedule runs over {saved.get('epochs')} epochs, not "
+            f"--epochs {cfg.epochs}; resume with --epochs {saved.get('epochs')} or use a new --checkpoint_dir"
+        )
 
 
 def _print_epoch(metrics: dict, _ckpt) -> None:
@@ -373,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, args = parse_config(argv)
         device = resolve_device(cfg.device)  # before the data: a wrong device fails in a second
+        if cfg.video_weights == "imagenet" and "video" in cfg.streams:
+            build_model(cfg)  # downloads the weights (once) before the data loads: no internet fails fast
         data = load_data(cfg)
         print(
             f"{cfg.fusion}: {len(data)} clips, {cfg.num_classes} classes, split {cfg.split_mode}, device {device}",

@@ -57,28 +57,57 @@ def test_model_contract(fusion, num_classes):
     # the stream a method does not read is never built
     assert hasattr(model, "audio") == ("audio" in cfg.streams)
     assert hasattr(model, "video") == ("video" in cfg.streams)
+    # Eval is deterministic: SpecAugment (20/40 masks here) and modality dropout are training only.
+    model.eval()
+    model.cfg = cfg.replace(modality_dropout=0.5)  # the models read it per forward; 0.0 above for the gradients
+    with torch.no_grad():
+        first, second = model(a, v), model(a, v)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     if fusion == "gated":
-        model.eval()
         with torch.no_grad():
             gate = model(a, v)["gate"]
         assert gate.shape == (B,)
         assert (gate - 0.3).abs().max() < 0.05, "the gate starts at 0.3 (leaning to video)"
 
 
-@pytest.mark.parametrize("fusion", [f for f in FUSIONS if f not in ("audio", "video", "late")])
-def test_modality_dropout_never_drops_both(fusion):
+TWO_STREAM = [name for name, cls in MODELS.items() if len(cls.streams) == 2]
+
+
+@pytest.mark.parametrize("fusion", TWO_STREAM)
+def test_modality_dropout_drops_a_stream_per_clip_never_both(fusion):
+    """p = 0.3 each: some clips lose audio, some video, the rest keep both, none loses both. A dropped
+    stream has no influence on that clip's output: replacing that clip's audio (or video) with other
+    values, same RNG seed, leaves its logits exactly equal, while a kept stream's change moves them."""
     torch.manual_seed(0)
-    model = build_model(TrainConfig(fusion=fusion, embed_dim=32, modality_dropout=0.5))
+    model = build_model(TrainConfig(fusion=fusion, embed_dim=32, modality_dropout=0.3))
     audio, video = _inputs()
+    noise_a, noise_v = _inputs(seed=1)
     model.train()
     seen = set()
-    for _ in range(10):
+    for seed in range(6):
+        torch.manual_seed(seed)
         with torch.no_grad():
             out = model(audio, video)
-        keep = torch.stack([out["keep_audio"], out["keep_video"]], 1)
+        keep = torch.stack([out["keep_audio"], out["keep_video"]], 1)  # (B, 2)
         assert (keep.sum(1) >= 1).all(), "a clip lost both streams"
         seen |= set(map(tuple, keep.tolist()))
-    assert {(0.0, 1.0), (1.0, 0.0)} <= seen  # with p = 0.5 each, both kinds of drop happen
+        if fusion == "late":  # the mean probability of the kept branches: one branch alone when dropped
+            probs = torch.stack([out["audio_logits"].softmax(-1), out["video_logits"].softmax(-1)], 1)  # (B, 2, C)
+            expected = (probs * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
+            torch.testing.assert_close(out["logits"].softmax(-1), expected)
+        for i, (ka, kv) in enumerate(keep.tolist()):
+            a2, v2 = audio.clone(), video.clone()
+            if kv == 0:  # change the dropped stream; audio when none is dropped
+                v2[i] = noise_v[i]
+            else:
+                a2[i] = noise_a[i]
+            torch.manual_seed(seed)  # the same masks, SpecAugment and dropout draws
+            with torch.no_grad():
+                again = model(a2, v2)
+            assert torch.equal(again["keep_audio"], out["keep_audio"])
+            same = torch.equal(again["logits"][i], out["logits"][i])
+            assert same == (ka == 0 or kv == 0), f"clip {i} (keep audio {ka}, video {kv}): changed {not same}"
+    assert {(0.0, 1.0), (1.0, 0.0), (1.0, 1.0)} <= seen  # both kinds of drop happen, and no drop
     model.eval()
     out = model(audio, video)
     assert out["keep_audio"].all() and out["keep_video"].all(), "no modality dropout in eval"

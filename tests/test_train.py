@@ -1,6 +1,8 @@
 """The training loop on real (small) demo features: learning, determinism, resume, CLI, W&B offline."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from emo.config import TrainConfig
+from emo.config import FUSIONS, TrainConfig
 from emo.data.labels import class_names
 from emo.train import METRIC, fit, parse_config
 
@@ -41,7 +43,8 @@ def _cut_and_resume(cfg, data, ckpt_dir, after: int, check=None):
 
 
 def _curve(results):
-    return [(m["train/loss"], m["val/loss"], m["val/f1"], m["lr"]) for m in results["history"]]
+    """The whole per-epoch history, every metric but the epoch's wall-clock time."""
+    return [{k: v for k, v in m.items() if k != "time/epoch_s"} for m in results["history"]]
 
 
 def test_short_fit_on_demo_beats_chance(tiny_demo):
@@ -78,7 +81,8 @@ def test_resume_equals_uninterrupted(tiny_demo, tmp_path):
 
     resumed, seen = _cut_and_resume(cfg, tiny_demo, tmp_path / "cut", after=2, check=on_disk)
     assert seen == [3, 4], "the resumed run repeats no epoch"
-    assert _curve(resumed) == _curve(whole)
+    assert [m.keys() for m in resumed["history"]] == [m.keys() for m in whole["history"]]
+    assert _curve(resumed) == _curve(whole)  # every metric of every epoch
     assert resumed["test/f1"] == whole["test/f1"] and resumed["test/pred"] == whole["test/pred"]
     assert resumed["gate"] == whole["gate"]
 
@@ -100,6 +104,17 @@ def test_resume_refuses_other_settings(tiny_demo, tmp_path):
     fit(cfg, tiny_demo, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="other settings .*lr: 0.001 -> 0.01"):
         fit(cfg.replace(lr=0.01), tiny_demo, checkpoint_dir=tmp_path)
+
+
+def test_resume_refuses_other_epochs_under_cosine_annealing(tiny_demo, tmp_path):
+    """The saved cosine schedule anneals over the saved epoch count: another --epochs is refused in one
+    line (without cosine annealing more epochs simply train on)."""
+    cfg = TrainConfig(fusion="audio", epochs=1, use_cosine_annealing=True, **FAST)
+    fit(cfg, tiny_demo, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"^the checkpoint's cosine learning-rate schedule runs over 1 epochs, "
+                       r"not --epochs 2; resume with --epochs 1 or use a new --checkpoint_dir$"):  # fmt: skip
+        fit(cfg.replace(epochs=2), tiny_demo, checkpoint_dir=tmp_path)
+    assert fit(cfg, tiny_demo, checkpoint_dir=tmp_path)["epochs_run"] == 1  # the same epochs: resumes
 
 
 def test_early_stopping_stops(tiny_demo):
@@ -131,7 +146,7 @@ GUIDE_COMMANDS = [
 def test_guide_commands_parse(command):
     cfg, _ = parse_config(command.split())
     assert cfg.data_root == "data" and cfg.epochs == 20 and cfg.batch_size == 16
-    hyphens, _ = parse_config(command.replace("_", "-").replace("--data-root data", "--data-root data").split())
+    hyphens, _ = parse_config(command.replace("_", "-").split())
     assert hyphens == cfg
 
 
@@ -159,38 +174,79 @@ def test_cli_bad_values_fail_cleanly(args, bad_value_runs):
         pytest.skip("this machine has a CUDA GPU")
     _, err, code = bad_value_runs[args]
     assert code == 2 and BAD_VALUES[args] in err, err
-    assert "Traceback" not in err
+    assert err.startswith("error: ") and err.count("\n") == 1, f"not one error line: {err!r}"
+    if args[0] == "--fusion":  # the error names every valid choice
+        assert re.search(r"choose from .*" + ".*".join(FUSIONS), err), err
 
 
-def test_cli_runs_and_writes_results(tiny_demo, tmp_path):
+def test_imagenet_weights_without_internet_fail_in_one_line(tmp_path, monkeypatch, capsys):
+    """No internet here: torchvision's download fails for real, before the data loads (the data root
+    does not even exist), and main() reports it as one error line. An empty TORCH_HOME makes sure the
+    download is tried; a 10 s socket timeout keeps a silently dropped connection from hanging."""
+    import socket
+
+    from emo.train import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["--fusion", "video", "--video_weights", "imagenet", "--data_root", str(tmp_path / "no-data")])
+    finally:
+        socket.setdefaulttimeout(timeout)
+    err = capsys.readouterr().err
+    if list((tmp_path / "torch").rglob("*.pth")):
+        pytest.skip("the ImageNet weights downloaded: this machine has the internet")
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: ImageNet weights for ResNet18 could not be downloaded (")
+    assert err.endswith("): needs the internet once, or use --video_weights none\n"), err
+
+
+def test_emo_never_imports_ray():
+    """STYLE: imports point sweeps -> search_spaces -> emo; emo never imports ray, nor wandb unless asked."""
+    code = "import sys, emo, emo.train, emo.models, emo.tracking, emo.data; print(sorted({'ray', 'wandb'} & set(sys.modules)))"  # noqa: E501
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr[-2000:])
+
+
+FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4  # 40 characters, like a real W&B key
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_demo, tmp_path_factory):
+    """`python -m emo.train ... --wandb` with WANDB_API_KEY set (and WANDB_MODE=offline): the command a
+    user with a key runs. W&B's own folders (config, cache, data, artifacts) point into the same tmp
+    folder, so everything the run wrote is under it."""
+    tmp = tmp_path_factory.mktemp("cli")
+    wandb_dirs = {f"WANDB_{d}_DIR": str(tmp / "wandb-home" / d) for d in ("CONFIG", "CACHE", "DATA", "ARTIFACT")}
+    env = {**os.environ, "WANDB_API_KEY": FAKE_KEY, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **wandb_dirs}
+    argv = "--preset demo --fusion concat --epochs 1 --embed-dim 32 --wandb".split()
+    argv += ["--data-root", str(tiny_demo.root), "--results", str(tmp / "r.json"), "--checkpoint-dir", f"{tmp}/ckpt"]
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emo.train",
-            "--data-root",
-            str(tiny_demo.root),
-            "--preset",
-            "demo",
-            "--fusion",
-            "concat",
-            "--epochs",
-            "1",
-            "--embed-dim",
-            "32",
-            "--results",
-            str(tmp_path / "r.json"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**__import__("os").environ},
-        timeout=600,
+        [sys.executable, "-m", "emo.train", *argv], capture_output=True, text=True, cwd=REPO, env=env, timeout=600
     )
+    return out, tmp
+
+
+def test_cli_runs_and_writes_results(cli_run):
+    out, tmp = cli_run
     assert out.returncode == 0, out.stderr[-2000:]
     assert "epoch   1" in out.stdout and "test Macro-F1" in out.stdout
-    res = json.loads((tmp_path / "r.json").read_text())
+    res = json.loads((tmp / "r.json").read_text())
     assert res["config"]["fusion"] == "concat" and len(res["history"]) == 1
+
+
+def test_wandb_key_is_in_no_file_a_run_wrote(cli_run):
+    """No file the run wrote (results, checkpoints, the offline W&B run, W&B's logs and folders) holds
+    the API key, binary files included."""
+    out, tmp = cli_run
+    assert out.returncode == 0, out.stderr[-2000:]
+    files = [f for f in tmp.rglob("*") if f.is_file() and not f.is_symlink()]
+    assert [f for f in files if FAKE_KEY.encode() in f.read_bytes()] == []
+    names = {f.name for f in files}
+    assert {"r.json", "state.pt", "best.pt", "debug.log", "debug-internal.log"} <= names, names
+    assert any(n.endswith(".wandb") for n in names), "the offline W&B run was written and checked"
 
 
 def test_wandb_offline_run_is_written_and_reads_back(tiny_demo, tmp_path, monkeypatch):
@@ -199,8 +255,9 @@ def test_wandb_offline_run_is_written_and_reads_back(tiny_demo, tmp_path, monkey
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # W&B stages the table there
     cfg = TrainConfig(fusion="gated", epochs=2, wandb=True, **FAST)
-    fit(cfg, tiny_demo, checkpoint_dir=tmp_path / "ckpt")
+    res = fit(cfg, tiny_demo, checkpoint_dir=tmp_path / "ckpt")
     runs = sorted((tmp_path / "ckpt" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, runs
     out = subprocess.run(
@@ -214,12 +271,27 @@ def test_wandb_offline_run_is_written_and_reads_back(tiny_demo, tmp_path, monkey
     history = [r["history"]["item"] for r in records if r.get("type") == "history"]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(0 <= h["val/f1"] <= 1 and 0 < h["gate/val_mean"] < 1 for h in history)
+    # The end of the run is in the summary: per-class F1, gate statistics, the confusion matrix as a table.
+    summary = {}
+    for r in records:
+        if r.get("type") == "summary":
+            summary |= r["summary"].get("update", {})
+    names = class_names(8)
+    assert summary["test/f1"] == pytest.approx(res["test/f1"]) and summary["epochs_run"] == 2
+    assert [summary[f"test/f1/{n}"] for n in names] == pytest.approx(list(res["test/per_class_f1"].values()))
+    assert summary["gate/test_mean"] == pytest.approx(res["gate"]["test_mean"])
+    for n, g in res["gate"]["test_per_class"].items():
+        assert summary[f"gate/test_per_class/{n}"] == pytest.approx(g)
+    assert summary["test/confusion"]["_type"] == "table-file"
+    table = json.loads((runs[0] / "files" / summary["test/confusion"]["path"]).read_text())
+    assert table["columns"] == ["true", *names]
+    assert table["data"] == [[n, *row] for n, row in zip(names, res["test/confusion"], strict=True)]
 
 
 def test_fold_trains_and_tests_on_that_folds_actors(tiny_demo):
-    from emo.data.splits import actor_folds
+    from emo.data.splits import confirmation_folds
 
-    folds = actor_folds(tiny_demo.actors, 2)
+    folds = confirmation_folds(tiny_demo.actors, 2)
     for i in range(2):
         res = fit(TrainConfig(fusion="audio", epochs=1, folds=2, fold=i, **FAST), tiny_demo)
         assert res["split"]["test_actors"] == folds[i].test_actors

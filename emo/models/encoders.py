@@ -110,6 +110,21 @@ class AudioEncoder(nn.Module):
         return self.proj(self.backbone(x))  # (B, Ta', D)
 
 
+def resnet18(weights: str) -> nn.Module:
+    """torchvision's ResNet18; weights "imagenet" are downloaded on first use into torch's hub cache
+    ($TORCH_HOME). Without the internet that download fails: one clear error, not a urllib traceback."""
+    if weights != "imagenet":
+        return torchvision.models.resnet18(weights=None)
+    try:
+        return torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+    except OSError as e:  # URLError, DNS failure, timeout, refused connection, disk full
+        reason = " ".join(str(e).split())  # one line
+        raise ValueError(
+            f"ImageNet weights for ResNet18 could not be downloaded ({reason}): needs the internet once, "
+            "or use --video_weights none"
+        ) from e
+
+
 class VideoEncoder(nn.Module):
     """uint8 frames (B, T, S, S, 3) -> tokens (B, T, D): a 2D CNN per frame, weights shared over the
     B*T frames (ResNet18, or the light CNN); pooling over T is left to the head (mean) or to the
@@ -118,8 +133,7 @@ class VideoEncoder(nn.Module):
     def __init__(self, backbone: str, weights: str, dim: int):
         super().__init__()
         if backbone == "resnet18":
-            w = torchvision.models.ResNet18_Weights.IMAGENET1K_V1 if weights == "imagenet" else None
-            net = torchvision.models.resnet18(weights=w)  # downloads on first use with imagenet
+            net = resnet18(weights)
             self.body = nn.Sequential(*list(net.children())[:-1])  # up to avgpool: (B*T, 512, 1, 1)
             width = 512
         else:  # "light" (TrainConfig checks that imagenet weights come with resnet18 only)

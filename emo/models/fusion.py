@@ -112,22 +112,23 @@ class VideoOnly(SingleStream):
 
 @register("late")
 class LateFusion(FusionModel):
-    """Each stream has its own classifier; the prediction averages their probabilities. Modality dropout
-    does not apply: each branch is trained through the average on every clip."""
+    """Each stream has its own classifier; the prediction averages their probabilities over the kept
+    branches: a clip whose audio or video modality dropout removed (training only) is predicted by the
+    other branch alone, so each branch also learns to stand on its own."""
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
         self.audio_head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
         self.video_head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
 
-    def forward_features(self, audio, video):
-        return {"audio_tokens": self.audio(audio), "video_tokens": self.video(video)}
-
     def forward_head(self, feats):
-        la = self.audio_head(feats["audio_tokens"].mean(1))
+        la = self.audio_head(feats["audio_tokens"].mean(1))  # (B, C); a dropped branch's is ignored
         lv = self.video_head(feats["video_tokens"].mean(1))
-        # log of the mean probability: cross-entropy on these logits is the NLL of the averaged prediction
-        logits = torch.logsumexp(torch.stack([la.log_softmax(-1), lv.log_softmax(-1)]), 0) - math.log(2)
+        keep = torch.stack([feats["keep_audio"], feats["keep_video"]]).unsqueeze(-1)  # (2, B, 1)
+        # Log of the mean probability over the kept branches (log 0 = -inf removes a dropped one; never
+        # both): cross-entropy on these logits is the NLL of the averaged prediction.
+        log_w = keep.log() - keep.sum(0).log()  # log(1/2) each, or log 1 and -inf for a dropped clip
+        logits = torch.logsumexp(torch.stack([la.log_softmax(-1), lv.log_softmax(-1)]) + log_w, 0)
         return {"logits": logits, "audio_logits": la, "video_logits": lv}
 
 
