@@ -6,7 +6,7 @@ import time
 
 from ray.tune import Callback
 
-from sweeps.trainable import OBJECTIVE
+from sweeps.trainable import OBJECTIVE, checkpoint_epoch
 
 # trial id -> seconds from the trial's start (as the driver saw it) to its first epoch's start, for
 # the trials this driver process saw start. Module-level: a Tuner restored after a crash brings a
@@ -62,15 +62,20 @@ class Progress(Callback):
         )
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        # The trial's worker died (its node was lost or preempted, or it crashed): Tune restarts it
-        # from its last epoch checkpoint, on any node with room.
-        last = (trial.last_result or {}).get("epoch", 0)
-        print(
-            f"{self._head(trial)} worker lost: retrying from its epoch-{last} checkpoint "
-            f"(failure {trial.num_failures} of at most {trial.max_failures}): "
-            f"{trial.error_file or 'see the trial folder'}",
-            flush=True,
-        )
+        print(f"{self._head(trial)} {recover_message(trial)}", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         print(f"{self._head(trial)} failed: {trial.error_file or 'see the trial folder'}", flush=True)
+
+
+def recover_message(trial) -> str:
+    """The trial's worker died (its node was lost or preempted, or it crashed): Tune restarts it
+    from its latest checkpoint, on any node with room. The epoch is the checkpoint's, not the last
+    reported one: with --checkpoint_every N the retry repeats the epochs after it."""
+    epoch = checkpoint_epoch(trial)
+    where = f"its epoch-{epoch} checkpoint" if epoch else "the start (no checkpoint yet)"
+    return (
+        f"worker lost: retrying from {where} "
+        f"(failure {trial.num_failures} of at most {trial.max_failures}): "
+        f"{trial.error_file or 'see the trial folder'}"
+    )

@@ -29,7 +29,7 @@ SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume 
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
 _DEFINING = (
     "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
-    "gpus_per_trial", "cpus_per_trial", "max_concurrent",
+    "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures",
 )  # fmt: skip
 # Demo-set defaults: the light video CNN (ResNet18 per frame is minutes per epoch on a CPU) and a
 # short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
@@ -37,7 +37,7 @@ DEMO_FIXED = {"video_backbone": "light"}
 DEMO_BUDGET = {"num_samples": 8, "max_epochs": 6}
 DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
 # Defaults of the other defining flags (None in the parser, so --resume can tell a flag was given).
-DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "scheduler": "asha", "search": "tpe"}
+DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -69,7 +69,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
         "from elsewhere, submit the driver with `ray job submit`",
     )
     add_flag(g, "dashboard-host", default="127.0.0.1", help="where a locally started dashboard listens")
-    add_flag(g, "max-failures", type=int, default=3, help="retries of a trial whose worker died (from its checkpoint)")
+    add_flag(g, "max-failures", type=int, help="retries of a trial whose worker died, from its checkpoint (default: 3)")
     g = p.add_argument_group("storage")
     add_flag(g, "storage-path", default="runs", help="where sweeps are written (shared path or s3:// on a cluster)")
     add_flag(g, "name", help="the sweep's folder under --storage-path (default: METHODS-DATE-TIME)")
@@ -131,6 +131,8 @@ def resolve(argv: list[str] | None) -> dict:
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
+        # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
+        # restored trial keeps its own retry limit, so a new value would be silently ignored.
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
         changed += ["methods"] if args.methods and args.methods != saved["methods"] else []
         if changed:
@@ -139,6 +141,13 @@ def resolve(argv: list[str] | None) -> dict:
                 + ", ".join(f"--{k.replace('_', '-')}" for k in changed)
             )
         sweep = saved
+        # Continue where sweep.json was found, not at the path saved in it: a sweep folder that was
+        # moved or copied (another disk, another machine, a bucket) would otherwise be restored from,
+        # or started afresh at, its old place. Tune's restore takes the folder it is given.
+        here = storage_root(args.storage_path)
+        if saved.get("storage") and saved["storage"].rstrip("/") != here:
+            print(f"note: sweep {saved['name']!r} was written under {saved['storage']}; continuing it in {here}")
+        sweep["storage"] = here
     else:
         if not args.methods:
             fail(f"name a method to sweep: {', '.join(METHODS)}, or all")
@@ -155,6 +164,8 @@ def resolve(argv: list[str] | None) -> dict:
                 fail(f"--{k.replace('_', '-')} must be >= 1, got {flags[k]}")
         if flags["grace_period"] > flags["max_epochs"]:
             fail(f"--grace-period ({flags['grace_period']}) is longer than --max-epochs ({flags['max_epochs']})")
+        if flags["max_failures"] < -1:
+            fail(f"--max-failures must be >= 0 (or -1: retry forever), got {flags['max_failures']}")
         for k in ("gpus_per_trial", "cpus_per_trial", "max_concurrent"):
             if flags[k] is not None and (flags[k] < 0 or (k != "gpus_per_trial" and flags[k] == 0)):
                 fail(f"--{k.replace('_', '-')} must be > 0, got {flags[k]}")
@@ -166,6 +177,7 @@ def resolve(argv: list[str] | None) -> dict:
             "methods": methods,
             "fixed": fixed,
             **flags,
+            "storage": storage_root(args.storage_path),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "finished": [],
         }
@@ -178,11 +190,40 @@ def resolve(argv: list[str] | None) -> dict:
     return {"args": args, "sweep": sweep}
 
 
+def storage_root(storage_path: str) -> str:
+    """--storage-path as the sweep records it: a URI as given, a local folder made absolute."""
+    return storage_path.rstrip("/") if "://" in storage_path else str(Path(storage_path).resolve())
+
+
+def joins_cluster(address: str | None) -> bool:
+    """Whether ray.init joins a running cluster: --address, or RAY_ADDRESS (which `ray job submit`
+    sets for the driver) instead of starting Ray here."""
+    return bool(address or os.environ.get("RAY_ADDRESS"))
+
+
+def gpu_share(given: float | None, cluster_gpus: float, joined: bool) -> float:
+    """GPUs per trial: --gpus-per-trial when given; else 1 when Ray sees a GPU, and 0 (CPUs) on a Ray
+    started here without one. A joined cluster without a GPU now is refused (ValueError): an
+    autoscaling cluster starts with no GPU worker, and a share of 0 would run every trial on the head's
+    CPUs and never ask the autoscaler for one."""
+    if given is not None:
+        return float(given)
+    if cluster_gpus >= 1:
+        return 1.0
+    if joined:
+        raise ValueError(
+            f"the cluster has no GPU now ({cluster_gpus:g}); pass --gpus-per-trial N to wait for GPU workers "
+            "(autoscaling), or --gpus-per-trial 0 to train on CPUs"
+        )
+    return 0.0
+
+
 def _start_ray(args) -> tuple[bool, str | None]:
-    """Join `--address` or start Ray here, with the dashboard on loopback. Returns (started here, URL)."""
+    """Join `--address` (or RAY_ADDRESS) or start Ray here, with the dashboard on loopback. Returns
+    (started here, URL)."""
     import ray
 
-    if args.address:
+    if joins_cluster(args.address):
         ctx = ray.init(address=args.address, log_to_driver=True)
         started = False
     else:
@@ -197,9 +238,17 @@ def _max_concurrent(sweep: dict, gpus: float, cpus: float) -> int:
 
     if sweep["max_concurrent"]:
         return min(sweep["max_concurrent"], sweep["num_samples"])
-    res = ray.cluster_resources()
-    fit_ = math.floor(res.get("GPU", 0) / gpus) if gpus else math.floor(res.get("CPU", 1) / cpus)
-    return max(1, min(fit_, sweep["num_samples"]))
+    return trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep["num_samples"])
+
+
+def trials_that_fit(resources: dict, gpus: float, cpus: float, num_samples: int) -> int:
+    """How many trials the cluster runs at once: its GPUs and its CPUs must both have room (a box with
+    8 GPUs and 16 CPUs runs 16 trials of 0.25 GPU and 1 CPU, not 32), at most `num_samples`. More
+    would only be proposed by TPE with fewer results to learn from, and then wait."""
+    fit_ = math.floor(resources.get("CPU", 1) / cpus) if cpus else num_samples
+    if gpus:
+        fit_ = min(fit_, math.floor(resources.get("GPU", 0) / gpus))
+    return max(1, min(fit_, num_samples))
 
 
 def _searcher(sweep: dict, sp, seed: int):
@@ -292,7 +341,7 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
         run_config=tune.RunConfig(
             name=method,
             storage_path=f"{storage.rstrip('/')}/{sweep['name']}",
-            failure_config=tune.FailureConfig(max_failures=args.max_failures),
+            failure_config=tune.FailureConfig(max_failures=sweep.get("max_failures", DEFAULTS["max_failures"])),
             # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=callbacks,
@@ -332,8 +381,6 @@ def main(argv: list[str] | None = None) -> int:
     r = resolve(argv)
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
-    if not resume:
-        sweep["storage"] = args.storage_path if "://" in args.storage_path else str(Path(args.storage_path).resolve())
 
     cfg = TrainConfig(**sweep["fixed"], epochs=sweep["max_epochs"])
     from emo.data import load_data
@@ -371,9 +418,13 @@ def main(argv: list[str] | None = None) -> int:
             note = f" (it asks for the token in {token})" if token.exists() else ""
             print(f"Ray dashboard: {url}{note}", flush=True)
         res = ray.cluster_resources()
-        gpus = sweep["gpus_per_trial"]
-        if gpus is None:
-            gpus = 1.0 if res.get("GPU", 0) >= 1 else 0.0
+        if sweep.get("resources"):  # --resume: the share the sweep started with, whatever Ray sees now
+            gpus = sweep["resources"]["gpu"]
+        else:
+            try:
+                gpus = gpu_share(sweep["gpus_per_trial"], res.get("GPU", 0), joins_cluster(args.address))
+            except ValueError as e:
+                fail(str(e))
         cpus = sweep["cpus_per_trial"] or 1.0
         if gpus and res.get("GPU", 0) < gpus and not sweep["max_concurrent"] and not sweep.get("concurrent"):
             # An autoscaling cluster starts with no GPU worker: what fits now is not what it will hold.

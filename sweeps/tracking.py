@@ -17,22 +17,36 @@ worker or node that dies mid-trial loses nothing already reported, a run is fini
 Tune says its trial is complete, and after a driver crash `--resume` reopens the same run ids.
 Runs live in their trial's folder (`TRIAL/wandb/...`); with remote storage (s3://) they are written
 to a local staging folder and copied next to the trial when finished.
+
+A trial continued after a driver crash (`--resume`) or restarted after an error gets a second W&B
+run folder under the same run id. Online, `resume="allow"` continues the server-side run. Offline,
+`wandb sync` does not merge two folders of one id: the later upload replaces the earlier run, and
+the epochs before the crash would be lost (wandb/wandb#3841, #5865). So an offline run that starts
+for a trial with earlier results replays them, from the trial's `result.json` in storage, up to the
+epoch of the checkpoint the trial continues from (it trains the later ones again and they are logged
+as they come), and the earlier folders of that id move to `TRIAL/wandb/superseded/`, out of the
+README's `wandb sync runs/NAME/*/*/wandb/offline-run-*`: one folder per trial, every epoch once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
+import re
 import threading
 from pathlib import Path
 
 from ray.tune import Callback
 
+from sweeps.trainable import checkpoint_epoch
+
 log = logging.getLogger(__name__)
 
 # Tune's own bookkeeping keys are not metrics of the model.
 _METRIC_KEYS = ("lr", "epoch", "stopped_early")
+SUPERSEDED = "superseded"  # TRIAL/wandb/superseded/: earlier offline folders of a continued run
 
 
 def wandb_run_id(sweep: str, trial_id: str) -> str:
@@ -87,7 +101,9 @@ class WandbTrials(Callback):
     # ------------------------------------------------------------------ Tune's hooks (driver thread)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._q.put(("start", trial.trial_id, trial))
+        # The epoch of the checkpoint a restored or retried trial continues from (0: from scratch),
+        # read here, on the driver thread that owns the trial.
+        self._q.put(("start", trial.trial_id, (trial, checkpoint_epoch(trial))))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._q.put(("log", trial.trial_id, metrics_of(result)))
@@ -129,7 +145,7 @@ class WandbTrials(Callback):
                         wandb.teardown()
                     return
                 if kind == "start":
-                    self._start(tid, arg)
+                    self._start(tid, *arg)
                 elif kind == "log" and tid in self._runs:
                     run = self._runs[tid][0]
                     step = arg.get("epoch")
@@ -145,16 +161,22 @@ class WandbTrials(Callback):
             except Exception as e:  # one bad run must not stop the others being written
                 log.warning("W&B: %s for trial %s failed: %s", kind, tid, e)
 
-    def _start(self, tid: str, trial):
+    def _start(self, tid: str, trial, resumed_epoch: int = 0):
         if tid in self._runs:  # a retried trial: its run is still open
             return
         import pyarrow.fs as pafs
 
-        from emo.tracking import start_run
+        from emo.tracking import start_run, wandb_mode
 
         storage = trial.storage
         local = isinstance(storage.storage_filesystem, pafs.LocalFileSystem)
         directory = Path(trial.path) if local else Path(self.staging or ".") / self.sweep / self.method / trial.trial_id
+        run_id = wandb_run_id(self.sweep, tid)
+        offline = wandb_mode() == "offline"
+        # Offline, an earlier folder of this run id (a driver that died, or a run that ended with an
+        # error) must leave the sync glob before the new folder is made: see the module docstring.
+        fs = storage.storage_filesystem
+        moved = supersede_offline_runs(fs, f"{storage.trial_fs_path}/wandb", run_id) if offline else []
         config = {k: _plain(v) for k, v in trial.config.items()}
         run = start_run(
             config,
@@ -162,7 +184,7 @@ class WandbTrials(Callback):
             name=f"{self.method}_{tid}",
             group=self.sweep,
             tags=(self.method, "sweep"),
-            run_id=wandb_run_id(self.sweep, tid),
+            run_id=run_id,
             directory=directory,
             # Several runs open at once in this process; none captures the driver's console or
             # samples the driver machine's CPU as if it were the trial's.
@@ -171,6 +193,20 @@ class WandbTrials(Callback):
         )
         run.config.update({"sweep": self.sweep, "trial_id": tid}, allow_val_change=True)
         self._runs[tid] = [run, (None if local else (storage, directory)), -1]
+        replayed = []
+        if offline and resumed_epoch:
+            # Online, resume="allow" continued the server-side run, which has these epochs already.
+            for result in earlier_results(fs, f"{storage.trial_fs_path}/result.json"):
+                step = result.get("epoch")
+                if isinstance(step, int) and self._runs[tid][2] < step <= resumed_epoch:
+                    run.log(metrics_of(result), step=step)
+                    self._runs[tid][2] = step
+                    replayed.append(step)
+        if moved or replayed:
+            what = [f"epochs 1-{replayed[-1]} replayed from result.json"] if replayed else []
+            if moved:
+                what.append(f"{len(moved)} earlier offline folder(s) moved to wandb/{SUPERSEDED}/")
+            print(f"[{self.method}] {tid} W&B run {run_id} continued offline: {'; '.join(what)}", flush=True)
 
     def _finish(self, tid: str, exit_code: int):
         run, remote, _ = self._runs.pop(tid)
@@ -190,3 +226,44 @@ class WandbTrials(Callback):
             self._done[tid] = dest
         else:
             self._done[tid] = str(folder)
+
+
+def earlier_results(fs, path: str) -> list[dict]:
+    """A trial's results so far (its `result.json`, one JSON object per line, on the storage
+    filesystem); [] when there is none. A line cut off by a crash is skipped."""
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return []
+    with fs.open_input_stream(path) as f:
+        text = f.read().decode(errors="replace")
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def supersede_offline_runs(fs, wandb_dir: str, run_id: str) -> list[str]:
+    """Move every offline run folder of `run_id` in `wandb_dir` (a trial's `wandb/` folder, on the
+    storage filesystem) into `wandb_dir/superseded/`. Returns the folders moved."""
+    import pyarrow.fs as pafs
+
+    pattern = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}")
+    found = [
+        i.path
+        for i in fs.get_file_info(pafs.FileSelector(wandb_dir, allow_not_found=True))
+        if i.type == pafs.FileType.Directory and pattern.fullmatch(i.base_name)
+    ]
+    if found:
+        fs.create_dir(f"{wandb_dir}/{SUPERSEDED}", recursive=True)
+    for src in found:
+        dest = f"{wandb_dir}/{SUPERSEDED}/{src.rsplit('/', 1)[-1]}"
+        try:
+            fs.move(src, dest)
+        except (OSError, NotImplementedError):  # object stores cannot rename a "directory"
+            pafs.copy_files(src, dest, source_filesystem=fs, destination_filesystem=fs)
+            fs.delete_dir(src)
+    return found

@@ -82,6 +82,16 @@ def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float) -> None:
         tune.report(diverged_result(last_metrics, str(e)))
 
 
+def checkpoint_epoch(trial) -> int:
+    """The epoch of a Tune trial's latest checkpoint (what a retry or a resume continues from), from
+    the metrics Tune keeps with it; 0 when it has none. With --checkpoint_every N it can be up to N-1
+    epochs behind the trial's last result."""
+    latest = trial.latest_checkpoint_result
+    if latest is None or latest.checkpoint is None:
+        return 0
+    return int((latest.metrics or {}).get(TIME_ATTR) or 0)
+
+
 def diverged_result(last: dict, reason: str) -> dict:
     """The final result of a diverged trial: its last epoch's metrics (or epoch 0 and score 0 when it
     diverged in the first), flagged with `diverged` = the reason."""

@@ -27,3 +27,22 @@ class Lines:
                 break
             time.sleep(0.2)
         raise AssertionError("never happened; output:\n" + "".join(self.lines[-60:]))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), read from /proc (Linux)."""
+    from pathlib import Path
+
+    parent_of = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, ...
+        except OSError:  # the process ended meanwhile
+            continue
+        parent_of[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, pp in parent_of.items() if pp in frontier]
+        found += children
+        frontier = children
+    return found

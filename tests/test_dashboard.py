@@ -49,7 +49,11 @@ def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_de
     # trials the sweep ended 16 s after the checks here, too little for a machine half as fast (three: 27 s).
     argv += ["--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--max-concurrent", "1"]
     argv += ["--storage-path", str(tmp_path / "runs"), "--name", "d"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "token"}
+    # No RAY_AUTH_MODE (conftest sets it for the tests' own Ray processes): token authentication
+    # must be what the driver's locally started Ray does by default, as from a user's shell.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_AUTH_MODE", None)
+    env.pop("RAY_ADDRESS", None)  # a local start, not a joined cluster
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,7 +17,7 @@ import pandas as pd
 import pytest
 
 from sweeps.results import STATUSES
-from tests.procs import Lines
+from tests.procs import Lines, descendants
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny demo set's recordings with the demo preset's features and the light video CNN: a gated
@@ -42,9 +45,22 @@ def _wandb_records(run_dir: Path, strict: bool = True) -> list[dict]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
 
 
+class _Tee(io.StringIO):
+    """Keeps what is written and passes it on (the driver's output stays visible under `pytest -s`)."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def write(self, s):
+        self.out.write(s)
+        return super().write(s)
+
+
 @pytest.fixture(scope="module")
 def finished_sweep(tiny_root, tmp_path_factory):
-    """One real 6-trial x 3-epoch gated sweep with W&B offline, run through the CLI's main()."""
+    """One real 6-trial x 3-epoch gated sweep with W&B offline, run through the CLI's main(); its
+    standard output is kept (a module fixture cannot use capsys)."""
     from sweeps.run import main
 
     storage = tmp_path_factory.mktemp("runs")
@@ -56,9 +72,10 @@ def finished_sweep(tiny_root, tmp_path_factory):
         env.setenv("WANDB_MODE", "offline")
         env.delenv("WANDB_API_KEY", raising=False)
         t0 = time.perf_counter()
-        rc = main(argv)
+        with contextlib.redirect_stdout(_Tee(sys.stdout)) as out:
+            rc = main(argv)
         seconds = time.perf_counter() - t0
-    return {"rc": rc, "dir": storage / "s", "seconds": seconds}
+    return {"rc": rc, "dir": storage / "s", "seconds": seconds, "stdout": out.getvalue()}
 
 
 def test_sweep_writes_one_row_per_trial_and_asha_prunes(finished_sweep):
@@ -128,15 +145,24 @@ def test_pruned_trials_reach_optuna_as_pruned(finished_sweep):
     assert states.count(TrialState.COMPLETE) == (df["status"] != "pruned").sum()
 
 
-def test_leaderboard_is_printed(finished_sweep, capsys):
-    from sweeps.results import leaderboard
-
+def test_leaderboard_is_printed(finished_sweep):
+    """What the sweep printed at its end: the leaderboard, rank 1 being the best trial of
+    results.parquet with its val Macro-F1 as the parquet has it, then where the results are."""
     df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
-    text = leaderboard(df.to_dict("records"), top=3)
+    out = finished_sweep["stdout"]
+    assert out.count("gated: 6 trials (") == 1, out[-3000:]
+    board = out[out.index("gated: 6 trials (") : out.index("\nresults: ")].splitlines()
+    pruned = (df["status"] == "pruned").sum()
+    assert f"{pruned} pruned" in board[0] and board[0].endswith(f"), {df['epochs'].sum()} epochs trained"), board[0]
+    assert board[1].split()[:5] == ["rank", "trial", "val", "F1", "epochs"], board[1]
+    rows = [line.split() for line in board[2:]]
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"], board  # --top 5, the default
     best = df.sort_values("best_val_f1", ascending=False).iloc[0]
-    assert text.splitlines()[0].startswith("gated: 6 trials")
-    assert best["trial_id"] in text.splitlines()[2]  # rank 1 is the best trial
-    assert len([line for line in text.splitlines() if line.strip()[:1].isdigit()]) == 3
+    assert rows[0][:5] == ["1", best["trial_id"], f"{best['best_val_f1']:.3f}", str(best["epochs"]), best["status"]]
+    assert f"gate_bias={best['config/gate_bias']:.3g}" in board[2], board[2]
+    scores = [float(r[2]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert f"results: {finished_sweep['dir'] / 'results.parquet'}" in out
 
 
 def test_the_driver_loads_the_data_without_importing_torch(tiny_root):
@@ -217,6 +243,7 @@ def test_head_node_and_driver_killed_mid_sweep_resume_on_a_new_cluster_without_r
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
     argv += ["--num-samples", "3", "--max-epochs", "3", "--max-concurrent", "1", "--grace-period", "3"]
     argv += ["--storage-path", str(storage), "--name", "k", "--address", lost.address, "--wandb"]
+    argv += ["--gpus-per-trial", "0"]  # a joined cluster without a GPU needs it said (test_gpu_share...)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
     env.pop("WANDB_SERVICE", None)  # each driver starts its own W&B service, as from a user's shell
@@ -264,36 +291,53 @@ def test_head_node_and_driver_killed_mid_sweep_resume_on_a_new_cluster_without_r
     for path in df["path"]:
         epochs = [json.loads(line)["epoch"] for line in Path(path, "result.json").read_text().splitlines()]
         assert epochs == [1, 2, 3], (path, epochs)
-    # W&B: the resumed driver reopened each interrupted trial's run under the same id (a second
-    # offline folder of the same run, merged by `wandb sync`), never a new run. The folder the
-    # killed driver was writing can be empty: W&B's writer had not flushed it when it was killed
-    # (those epochs are still in the trial's result.json).
+    # W&B: exactly one offline run per trial in the README's `wandb sync` glob, holding every epoch
+    # once. `wandb sync` does not merge two folders of one run id (the later replaces the earlier
+    # online: wandb/wandb#3841), so the resumed driver replays an interrupted trial's epochs up to its
+    # checkpoint from result.json into the reopened run (same id) and moves the killed driver's
+    # folder out of the glob, into TRIAL/wandb/superseded/.
     from sweeps.tracking import wandb_run_id
 
+    synced = sorted(storage.glob("k/*/*/wandb/offline-run-*"))  # README: wandb sync runs/NAME/*/*/wandb/offline-run-*
+    assert sorted(f.parents[1].name for f in synced) == sorted(f"gated_{t}" for t in df["trial_id"]), synced
+    superseded = {}
     for _, row in df.iterrows():
-        folders = sorted(Path(row["path"]).glob("wandb/offline-run-*"))
-        # A folder the killed driver had just opened may hold no .wandb file yet, or only its header.
-        records = [_wandb_records(f, strict=False) for f in folders]
-        written = [rs for rs in records if any(r["type"] == "run" for r in rs)]
-        assert written and len(folders) - len(written) <= 1, (row["trial_id"], folders)
-        ids = {next(r["run"]["run_id"] for r in rs if r["type"] == "run") for rs in written}
-        assert ids == {wandb_run_id("k", row["trial_id"])}, (row["trial_id"], ids)
-        steps = [r["history"]["step"]["num"] for rs in written for r in rs if r["type"] == "history"]
-        assert len(steps) == len(set(steps)) and max(steps) == 3, (row["trial_id"], steps)
-        if row["trial_id"] in done_before:
-            assert len(folders) == 1 and steps == [1, 2, 3], (row["trial_id"], steps)
+        [folder] = [f for f in synced if f.parents[1] == Path(row["path"])]
+        records = _wandb_records(folder)
+        run = next(r["run"] for r in records if r["type"] == "run")
+        assert run["run_id"] == wandb_run_id("k", row["trial_id"]), (row["trial_id"], run["run_id"])
+        history = [r["history"] for r in records if r["type"] == "history"]
+        assert [h["step"]["num"] for h in history] == [1, 2, 3], (row["trial_id"], history)
+        assert [h["item"]["epoch"] for h in history] == [1, 2, 3]
+        assert history[-1]["item"]["val/f1"] == pytest.approx(row["val_f1"])
+        assert any(r["type"] == "exit" for r in records), row["trial_id"]
+        superseded[row["trial_id"]] = list(Path(row["path"]).glob("wandb/superseded/offline-run-*"))
+    # The killed driver had opened the run of the trial it was training, and only that one; the
+    # resumed driver moved it aside and said so.
+    [(tid, moved)] = [(t, f) for t, f in superseded.items() if f]
+    assert tid not in done_before and len(moved) == 1, superseded
+    said = [x for x in res.stdout.splitlines() if f"{tid} W&B run {wandb_run_id('k', tid)} continued offline" in x]
+    assert len(said) == 1 and "1 earlier offline folder(s) moved to wandb/superseded/" in said[0], res.stdout[-3000:]
+    # The resumed trial's first epoch carries its setup time: the epochs before it came from the
+    # checkpoint the trial continued from, and those were replayed (none when it started over).
+    path = df.loc[df["trial_id"] == tid, "path"].iloc[0]
+    results = [json.loads(line) for line in Path(path, "result.json").read_text().splitlines()]
+    continued_from = [r["epoch"] for r in results if r.get("time/setup_s") is not None][-1] - 1
+    assert (f"epochs 1-{continued_from} replayed from result.json" in said[0]) == (continued_from > 0), said[0]
 
 
 def test_worker_node_killed_mid_trial_retries_from_its_checkpoint(tiny_root, ray_cluster, tmp_path):
     """A second node joins the test's cluster; once a trial runs on each node, the worker node's raylet
-    is killed by pid (as a preempted VM would vanish). Its trial resumes from its last epoch checkpoint
-    on the surviving head, the sweep completes and results.parquet has each trial once."""
+    is killed by pid, with the worker processes it started (as a preempted VM would vanish: a raylet
+    killed alone leaves its workers training for the ~30 s Ray takes to notice, long enough here to
+    finish the trial). Its trial resumes from its last epoch checkpoint on the surviving head, the sweep
+    completes and results.parquet has each trial once."""
     worker = ray_cluster.add_node(num_cpus=1, object_store_memory=200 * 2**20)
     ray_cluster.wait_for_nodes()
     storage = tmp_path / "runs"
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", tiny_root, *SWEEP_DATA]
     argv += ["--num-samples", "2", "--max-epochs", "3", "--scheduler", "fifo", "--max-concurrent", "2"]
-    argv += ["--storage-path", str(storage), "--name", "n", "--address", ray_cluster.address]
+    argv += ["--storage-path", str(storage), "--name", "n", "--address", ray_cluster.address, "--gpus-per-trial", "0"]
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -305,7 +349,10 @@ def test_worker_node_killed_mid_trial_retries_from_its_checkpoint(tiny_root, ray
             return len({x.split("] ")[1].split()[0] for x in lines if " epoch 1/3" in x}) == 2
 
         out.wait_for(both_trained, 300)
-        os.kill(worker.all_processes["raylet"][0].process.pid, signal.SIGKILL)
+        raylet = worker.all_processes["raylet"][0].process.pid
+        for pid in [raylet, *descendants(raylet)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
@@ -314,6 +361,17 @@ def test_worker_node_killed_mid_trial_retries_from_its_checkpoint(tiny_root, ray
     text = "".join(out.lines)
     assert proc.returncode == 0, text[-3000:]
     assert "worker lost: retrying from its epoch-" in text, text[-3000:]
+    # The epoch named is the checkpoint's (every epoch checkpoints here: the last one printed), and
+    # the retried trial goes on from the epoch after it, on the head: it was cut off mid-trial.
+    i, line = next((i, x) for i, x in enumerate(out.lines) if "worker lost: retrying from its epoch-" in x)
+    tid, k = line.split("] ")[1].split()[0], int(line.split("its epoch-")[1].split()[0])
+    assert 1 <= k < 3, line
+
+    def epochs(lines):
+        mine = [x.split("] ")[-1] for x in lines if x.split("] ")[-1].startswith(f"{tid} epoch ")]
+        return [int(x.split()[2].split("/")[0]) for x in mine]
+
+    assert epochs(out.lines[:i])[-1] == k and epochs(out.lines[i + 1 :]) == list(range(k + 1, 4)), text[-3000:]
     df = pd.read_parquet(storage / "n" / "results.parquet")
     assert len(df) == 2 and df["trial_id"].is_unique, df
     assert (df["status"] == "completed").all() and (df["epochs"] == 3).all(), df[["trial_id", "status", "epochs"]]
@@ -344,11 +402,57 @@ def test_every_search_space_validates_and_starts_from_the_guide_recipe(method):
     assert ("gate_bias" in sp.params) == (method == "gated")
     if method == "gated":
         assert sp.recipe["gate_bias"] == 0.3
+    # The ranges, as Optuna gets them from Ray's domains (OptunaSearch's own conversion): inclusive
+    # bounds, log scale where there is one.
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.sample import Float
+
+    dists = OptunaSearch.convert_search_space(sp.params)
+    lr = sp.params["lr"]
+    assert isinstance(lr.get_sampler(), Float._LogUniform), lr.get_sampler()
+    assert dists["lr"] == FloatDistribution(lr.lower, lr.upper, log=True)
+    assert lr.lower <= 3e-4 and 1e-3 <= lr.upper  # the guide's 1e-3, and its 3e-4 / 5e-4 to try
+    if method != "video":  # SpecAugment: 0..20 mel bins, 0..40 frames (randint's upper bound is exclusive)
+        assert (sp.params["freq_mask"].lower, sp.params["freq_mask"].upper) == (0, 21)
+        assert (sp.params["time_mask"].lower, sp.params["time_mask"].upper) == (0, 41)
+        assert dists["freq_mask"] == IntDistribution(0, 20) and dists["time_mask"] == IntDistribution(0, 40)
+    if method == "gated":  # the gate's starting weight on audio: from video-leaning to even, 0.3 inside
+        gate = sp.params["gate_bias"]
+        assert 0 < gate.lower < 0.3 < gate.upper <= 0.5, (gate.lower, gate.upper)
+        assert dists["gate_bias"] == FloatDistribution(gate.lower, gate.upper)
     cfg = sp.config(sp.recipe)
     assert cfg.fusion == method
     # A value pinned on the command line leaves the search and reaches every trial.
     pinned = sp.pin({"lr": 5e-4})
     assert "lr" not in pinned.params and pinned.param_space()["lr"] == 5e-4
+
+
+def test_optuna_search_is_seeded():
+    """Two searchers built as sweeps.run builds them, with the same seed, propose the same trials
+    after the guide's recipe (also with results coming back, so TPE is modelling, not only sampling
+    its start-up trials); another seed proposes others."""
+    from search_spaces import get_space
+    from sweeps.run import _searcher
+    from sweeps.trainable import OBJECTIVE
+
+    sp = get_space("gated")
+    sweep = {"num_samples": 8, "max_epochs": 6, "search": "tpe"}
+
+    def proposals(seed: int, n: int = 6) -> list[dict]:
+        s = _searcher(sweep, sp, seed)
+        s.set_search_properties(None, None, {**sp.param_space(), "epochs": 6})  # what Tune does
+        out = []
+        for i in range(n):
+            out.append(s.suggest(f"t{i}"))
+            score = 1 - abs(math.log10(out[-1]["lr"]) + 3) - out[-1]["dropout"]  # any fixed function
+            s.on_trial_complete(f"t{i}", {OBJECTIVE: score, "epoch": 6})
+        return out
+
+    a, b, c = proposals(0), proposals(0), proposals(1)
+    assert a[0] == b[0] == c[0] and a[0]["lr"] == 1e-3 and a[0]["gate_bias"] == 0.3  # the recipe first
+    assert a[1:] == b[1:]
+    assert all(x != y for x, y in zip(a[1:], c[1:], strict=True)), (a, c)
 
 
 def test_a_search_space_with_an_unknown_key_or_bad_range_is_rejected():
@@ -400,7 +504,8 @@ def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
         (["gated", "--num_classes", "5"], "argument --num_classes/--num-classes: invalid choice: 5"),
         (["gated", "--max-epochs", "2", "--grace-period", "3"], "--grace-period (3) is longer than --max-epochs"),
         (["gated", "--num_samples", "0"], "--num-samples must be >= 1, got 0"),
-        (["gated", "--lr", "-1"], "lr"),
+        (["gated", "--lr", "-1"], "error: lr must be > 0, got -1.0"),
+        (["gated", "--max-failures", "-2"], "error: --max-failures must be >= 0 (or -1: retry forever), got -2"),
         ([], "name a method to sweep"),
         (["gated", "--address", "ray://head:10001"], "(Ray Client) is not supported; run the driver on the cluster"),
     ],
@@ -444,6 +549,88 @@ def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
     res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --num-samples"
+
+
+def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path, capsys):
+    """A sweep folder moved elsewhere: --resume continues it where its sweep.json was found, not at
+    the absolute path saved in it (Tune's restore takes the folder it is given: tests/test_tune_state.py).
+    --max-failures is refused: the restored experiment keeps the FailureConfig it started with."""
+    from sweeps.run import _write_sweep, resolve
+
+    old = tmp_path / "old"
+    saved = {"name": "s", "methods": ["gated"], "fixed": {}, "finished": [], "max_epochs": 3, "storage": str(old)}
+    _write_sweep(str(old), saved)
+    (tmp_path / "old").rename(tmp_path / "new")
+    sweep = resolve(["--resume", "--name", "s", "--storage-path", str(tmp_path / "new")])["sweep"]
+    assert sweep["storage"] == str(tmp_path / "new")
+    assert (
+        capsys.readouterr().out.strip()
+        == f"note: sweep 's' was written under {old}; continuing it in {tmp_path / 'new'}"
+    )
+    with pytest.raises(SystemExit) as e:
+        resolve(["--resume", "--name", "s", "--storage-path", str(tmp_path / "new"), "--max-failures", "5"])
+    assert e.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: --resume continues sweep 's' with its own settings; drop --max-failures"
+    )
+    # A new sweep records its absolute folder and its retry limit (--resume uses it for a method
+    # that had not started).
+    fresh = resolve(["gated", "--storage-path", "rel/runs", "--max-failures", "1"])["sweep"]
+    assert fresh["storage"] == str(Path("rel/runs").resolve()) and fresh["max_failures"] == 1
+    assert resolve(["gated"])["sweep"]["max_failures"] == 3
+
+
+def test_gpu_share_on_a_joined_cluster_without_a_gpu_is_an_error():
+    """An autoscaling cluster starts with no GPU worker: joined with no --gpus-per-trial, the driver
+    refuses rather than run every trial on the head's CPUs; Ray started here keeps CPUs by default."""
+    from sweeps.run import gpu_share, joins_cluster
+
+    assert gpu_share(None, 0, joined=False) == 0.0  # a CPU machine: no flag needed
+    assert gpu_share(None, 2, joined=False) == 1.0 and gpu_share(None, 4, joined=True) == 1.0
+    assert gpu_share(0.25, 0, joined=True) == 0.25 and gpu_share(0, 0, joined=True) == 0.0
+    with pytest.raises(ValueError) as e:
+        gpu_share(None, 0, joined=True)
+    assert str(e.value) == (
+        "the cluster has no GPU now (0); pass --gpus-per-trial N to wait for GPU workers (autoscaling), "
+        "or --gpus-per-trial 0 to train on CPUs"
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("RAY_ADDRESS", raising=False)
+        assert not joins_cluster(None) and joins_cluster("auto")
+        env.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # as `ray job submit` sets it for the driver
+        assert joins_cluster(None)
+
+
+def test_concurrency_is_what_both_gpus_and_cpus_of_the_cluster_hold():
+    from sweeps.run import trials_that_fit
+
+    box = {"CPU": 16.0, "GPU": 8.0}
+    assert trials_that_fit(box, 0.25, 1, 64) == 16  # 32 GPU shares, but 16 CPUs
+    assert trials_that_fit(box, 1, 1, 64) == 8
+    assert trials_that_fit(box, 0.25, 0.5, 64) == 32
+    assert trials_that_fit(box, 0.25, 1, 6) == 6  # never more than the trials
+    assert trials_that_fit({"CPU": 2.0}, 0, 1, 8) == 2  # this CPU machine
+    assert trials_that_fit({"CPU": 2.0}, 1, 1, 8) == 1  # a GPU share and no GPU yet: one, to start
+
+
+def test_the_retry_line_names_the_checkpoints_epoch_not_the_last_one(tmp_path):
+    """With --checkpoint_every 2 a trial that reported epoch 3 holds the epoch-2 checkpoint: the
+    worker-lost line (and the W&B replay) must say 2. A real Tune Trial with its checkpoint manager."""
+    from ray.train._internal.checkpoint_manager import _TrainingResult
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial
+
+    from sweeps.trainable import checkpoint_epoch
+
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="gated", trial_dir_name="gated_t")
+    trial = Trial("train_trial", stub=True, storage=storage, trial_id="t", max_failures=3)
+    assert checkpoint_epoch(trial) == 0  # none yet: the retry starts over
+    (tmp_path / "ckpt").mkdir()
+    trial.on_checkpoint(_TrainingResult(Checkpoint.from_directory(str(tmp_path / "ckpt")), {"epoch": 2}))
+    trial.run_metadata.last_result = {"epoch": 3}
+    assert trial.last_result["epoch"] == 3 and checkpoint_epoch(trial) == 2
 
 
 def test_diverging_trials_end_as_diverged_without_retries(tiny_root, tmp_path, capsys):

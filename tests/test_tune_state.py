@@ -36,6 +36,22 @@ def experiment(tmp_path_factory):
     return storage / "m"
 
 
+def test_a_moved_experiment_restores_from_where_it_is_now(experiment, tmp_path):
+    """What `--resume` relies on when it continues a sweep where its sweep.json now is (a folder
+    moved or copied elsewhere): Tune restores from the folder it is given, and its trials' paths
+    follow, none pointing back to the old place."""
+    import shutil
+
+    from ray import tune
+
+    moved = tmp_path / "elsewhere" / "m"
+    shutil.copytree(experiment, moved)
+    assert tune.Tuner.can_restore(str(moved))
+    results = tune.Tuner.restore(str(moved), _trial).get_results()
+    assert sorted(r.metrics["score"] for r in results) == [2, 4, 6]
+    assert all(Path(r.path).parent == moved for r in results), [r.path for r in results]
+
+
 def test_a_state_file_cut_off_in_storage_is_restored_from_the_staging_copy(experiment):
     from ray import tune
 
