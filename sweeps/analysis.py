@@ -43,7 +43,12 @@ def mean_std(values) -> tuple[float | None, float | None]:
 def paired(a: list[dict], b: list[dict], metric: str = "test_f1", seed: int = 0) -> dict:
     """Paired comparison of runs `a` against runs `b` on the same (fold, seed): the same test actors,
     the same initial RNG. Returns the per-pair deltas, their mean +- std, a paired bootstrap 95% CI of
-    the mean delta, the Wilcoxon signed-rank p-value (two-sided) and per-fold mean deltas."""
+    the mean delta, the Wilcoxon signed-rank p-value (two-sided) and per-fold mean deltas.
+
+    Seeds of one fold share their test actors, so their deltas move together. The bootstrap therefore
+    resamples whole folds (each drawn fold brings all its pairs) when there are two or more: the
+    interval is as wide as the fold-to-fold spread says, not narrowed by counting seeds as
+    independent. The Wilcoxon test has no such variant and is over the pairs: a guide, not proof."""
     by_key = {(r["fold"], r["seed"]): r[metric] for r in b}
     pairs = [
         {"fold": r["fold"], "seed": r["seed"], "a": r[metric], "b": by_key[(r["fold"], r["seed"])]}
@@ -63,7 +68,13 @@ def paired(a: list[dict], b: list[dict], metric: str = "test_f1", seed: int = 0)
     out["per_fold"] = {f: float(np.mean([p["delta"] for p in pairs if p["fold"] == f])) for f in folds}
     if len(d) >= 2:
         rng = np.random.default_rng(seed)
-        boot = d[rng.integers(0, len(d), size=(10_000, len(d)))].mean(axis=1)
+        if len(folds) >= 2:  # cluster bootstrap: folds with replacement, all pairs of each
+            sums = np.array([sum(p["delta"] for p in pairs if p["fold"] == f) for f in folds])
+            counts = np.array([sum(p["fold"] == f for p in pairs) for f in folds])
+            draw = rng.integers(0, len(folds), size=(10_000, len(folds)))
+            boot = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
+        else:
+            boot = d[rng.integers(0, len(d), size=(10_000, len(d)))].mean(axis=1)
         out["ci95"] = [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
         if np.any(d != 0):
             from scipy.stats import wilcoxon

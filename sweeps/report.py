@@ -7,9 +7,11 @@
 For each method the best configuration is the sweep trial with the highest validation Macro-F1 (test
 clips never choose anything: sweep trials are never evaluated on test). That score is optimistic: it
 was picked as the maximum of many. So each best configuration is retrained over k folds of actors
-(every actor is a test actor in exactly one fold, never seen in training or validation) and several
-seeds, in parallel on Ray, and evaluated on the held-out actors. Methods are ranked by the paired
-difference to video-only on the same fold and seed, with a Wilcoxon signed-rank test.
+and several seeds, in parallel on Ray, and evaluated on each fold's held-out actors: every actor is a
+test actor in exactly one fold (never seen in its training or validation), except the sweep's
+validation actors, on which the configuration was chosen: they validate every fold and score none.
+Methods are ranked by the paired difference to video-only on the same fold and seed, with a Wilcoxon
+signed-rank test.
 
 Writes OUT/report.html (self-contained), OUT/report.parquet (one row per method x variant x fold x
 seed), OUT/summary.json and OUT/figures/*.png; with --wandb, a W&B run of job type `report`. Finished
@@ -72,16 +74,26 @@ def load_sweep(run_dir: str) -> dict:
     info = fs.get_file_info(f"{path}/{SWEEP_FILE}")
     if info.type != pafs.FileType.File:
         fail(f"{run_dir} is not a sweep folder (no {SWEEP_FILE}); pass STORAGE/NAME of a sweep")
-    with fs.open_input_stream(info.path) as f:
-        sweep = json.loads(f.read())
+    try:
+        with fs.open_input_stream(info.path) as f:
+            sweep = json.loads(f.read())
+        sweep["name"], sweep["fixed"]  # noqa: B018  (the keys every later step reads)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+        fail(f"{run_dir}/{SWEEP_FILE} is unreadable ({type(e).__name__}: {e}); it is not a sweep this code wrote")
     res = f"{path}/results.parquet"
     if fs.get_file_info(res).type != pafs.FileType.File:
         fail(
             f"{run_dir} has no results.parquet: the sweep has not finished; "
             f"finish it with: python -m sweeps.run --resume --name {sweep['name']}"
         )
-    with fs.open_input_file(res) as f:
-        trials = pq.read_table(f).to_pylist()
+    try:
+        with fs.open_input_file(res) as f:
+            trials = pq.read_table(f).to_pylist()
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        fail(
+            f"{run_dir}/results.parquet is unreadable ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            f"write it again from the trials with: python -m sweeps.run --resume --name {sweep['name']}"
+        )
     return {"dir": run_dir, "sweep": sweep, "trials": trials}
 
 
@@ -162,14 +174,14 @@ def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int) -> list[dict]:
 
 def check_report_folds(data, folds: int | None, seeds: int | None, demo: bool) -> tuple[int, int]:
     """The folds and seeds to use (defaults filled in), or a one-line error if the data cannot have them."""
-    from emo.data.splits import SplitError, actor_folds
+    from emo.data.splits import SplitError, confirmation_folds
 
     d_folds, d_seeds = DEMO_FOLDS_SEEDS if demo else DATA_FOLDS_SEEDS
     folds, seeds = folds or d_folds, seeds or d_seeds
     if folds < 2 or seeds < 1:
         fail(f"report folds must be >= 2 and seeds >= 1, got {folds} and {seeds}")
     try:
-        actor_folds(data.actors, folds)
+        confirmation_folds(data.actors, folds)
     except SplitError as e:
         fail(f"the report's {e}: ask for fewer (sweeps.report --folds, sweeps.run --report-folds) or --no-report")
     return folds, seeds
@@ -453,6 +465,8 @@ def make_report(
     for r in rows:
         if r["status"] == "ok" and r["fold"] not in fold_actors:
             fold_actors[r["fold"]] = {"train": r["train_actors"], "val": r["val_actors"], "test": r["test_actors"]}
+    from emo.data.splits import selection_actors
+
     summary["meta"] = {
         "sweeps": [{"name": s["sweep"]["name"], "dir": s["dir"], "methods": s["sweep"]["methods"]} for s in sweeps_],
         "data": first["fixed"].get("data_root") or "the built-in demo set",
@@ -462,6 +476,9 @@ def make_report(
         "seeds": seeds,
         "runs": len(rows),
         "fold_actors": [fold_actors[f] for f in sorted(fold_actors)],
+        # The sweeps chose configurations on these actors' clips: no fold tests on them.
+        "selection_actors": list(selection_actors(data.actors)),
+        "selection_note": _selection_note(sweeps_),
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "seconds": round(time.perf_counter() - t0, 1),  # this invocation (runs read back cost nothing)
         "run_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),  # every run's own training time
@@ -479,6 +496,22 @@ def make_report(
     return out
 
 
+def _selection_note(sweeps_: list[dict]) -> str | None:
+    """Why the confirmed test scores may not be free of the selection, when a sweep did not choose on
+    the default actor split's validation actors (which the confirmation folds keep out of testing)."""
+    odd = [
+        s["sweep"]["name"]
+        for s in sweeps_
+        if s["sweep"]["fixed"].get("split_mode", "actor") != "actor" or s["sweep"]["fixed"].get("folds")
+    ]
+    if not odd:
+        return None
+    return (
+        f"sweep(s) {', '.join(odd)} chose configurations on another split than the actor split (stratified "
+        f"validation clips come from every actor): the confirmation folds' test actors may have helped choose"
+    )
+
+
 def _file_names(data) -> dict[int, str]:
     """Data row -> the clip's file(s), for the error cases."""
     table = getattr(data, "table", None)
@@ -494,6 +527,7 @@ def _log_wandb(summary: dict, figures: dict[str, Path], out: Path, project: str,
     import wandb
 
     from emo.tracking import start_run, wandb_mode
+    from sweeps.tracking import wandb_run_id
 
     meta = summary["meta"]
     run = start_run(
@@ -504,6 +538,9 @@ def _log_wandb(summary: dict, figures: dict[str, Path], out: Path, project: str,
         group=group,
         tags=("report",),
         job_type="report",
+        # One report run per sweep: writing the report again continues it (online) instead of adding
+        # a second one; offline, the newest folder is the one to sync.
+        run_id=wandb_run_id(group, "report"),
         directory=out,
     )
     try:
@@ -545,6 +582,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is not None and args.seeds < 1:
         fail(f"--seeds must be >= 1, got {args.seeds}")
     sweeps_ = [load_sweep(d) for d in args.run_dirs]  # fail on a wrong folder before Ray starts
+    _same_data(sweeps_)
+    root = sweeps_[0]["sweep"]["fixed"].get("data_root")
+    if root and "://" not in root and not Path(root).expanduser().is_dir():
+        fail(
+            f"the sweep's data_root {root!r} is not a folder here (relative paths are taken from "
+            f"{Path.cwd()}): the report retrains on the sweep's data; run it where that folder is"
+        )
     resources = dict(sweeps_[0]["sweep"].get("resources") or {"cpu": 1.0, "gpu": None})
     if args.cpus_per_run is not None:
         resources["cpu"] = args.cpus_per_run

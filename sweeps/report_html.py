@@ -48,9 +48,11 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from emo.paths import atomic_write
+
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    # A report killed mid-write leaves the previous figure, never half a PNG.
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     _plt().close(fig)
     return path
 
@@ -211,6 +213,14 @@ code{background:#f3f3f3;padding:0 3px}
 """
 
 
+def _held(meta: dict) -> str:
+    held = meta.get("selection_actors")  # reports written before it existed lack it
+    if not held:
+        return ""
+    who = f"actor{'s' if len(held) > 1 else ''} {', '.join(map(str, held))}"
+    return f" (never {who}, whose validation clips chose the configurations)"
+
+
 def render(summary: dict, figs: dict[str, Path]) -> str:
     meta = summary["meta"]
     e = html.escape
@@ -222,12 +232,16 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
         f"{meta['num_classes']} classes). Each method's best configuration was chosen on <b>validation</b> Macro-F1 "
         f"in the sweep (column <i>val Macro-F1 (selection)</i>: optimistic, the maximum of many trials), then "
         f"retrained over {meta['folds']} folds of actors x {meta['seeds']} seeds ({meta['runs']} runs) and "
-        f"evaluated on each fold's held-out <b>test</b> actors. Δ is the paired difference to video-only on the "
+        f"evaluated on each fold's held-out <b>test</b> actors{_held(meta)}. Δ is the paired difference to "
+        f"video-only on the "
         f"same fold and seed; the Wilcoxon signed-rank test is over those pairs (seeds of one fold share test "
-        f"actors, so the pairs are not fully independent: read p as a guide). Written {e(meta['created'])}; "
+        f"actors, so the pairs are not fully independent: read p as a guide; the 95% interval is a bootstrap "
+        f"over whole folds, which allows for that). Written {e(meta['created'])}; "
         f"the runs trained for {duration(meta['run_seconds'])} in total; writing this report took "
         f"{duration(meta['seconds'])} (finished runs are read back, not retrained).</p>"
     )
+    if meta.get("selection_note"):
+        parts.append(f"<p class='note'><b>Note:</b> {e(meta['selection_note'])}.</p>")
     parts.append("<h2>Ranking</h2>")
     parts.append(_table(RANKING_COLUMNS, [ranking_cells(line) for line in summary["ranking"]], "ranking"))
     for k in ("ranking", "deltas"):

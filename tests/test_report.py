@@ -198,17 +198,23 @@ def test_no_test_clip_picks_a_config(reported):
         assert test and not test & seen, (r["method"], r["fold"])
         cfg = json.loads(r["config"])
         assert cfg["folds"] == 2 and cfg["fold"] == r["fold"] and cfg["split_mode"] == "actor"
-    # Over the folds every actor is tested exactly once.
+    # The sweep chose on actor 3 (the tiny set's actor split: train 1-2, val 3, test 4): no
+    # confirmation run tests on it, and every other actor is tested exactly once over the folds.
+    assert reported["summary"]["meta"]["selection_actors"] == [3]
+    assert not any(3 in actors for actors in df["test_actors"])
+    assert all(3 in actors for actors in df["val_actors"])
     best_audio = df[(df["method"] == "audio") & (df["variant"] == "best")]
     tested = sorted(a for actors in best_audio["test_actors"] for a in actors)
-    assert tested == sorted(set(tested)) == [1, 2, 3, 4]
+    assert tested == sorted(set(tested)) == [1, 2, 4]
 
 
 def test_gate_and_error_cases_are_reported(reported):
     s = reported["summary"]
     gate = s["gate"]
     assert 0 < gate["test_mean"] < 1 and gate["leans_to_video"] == (gate["test_mean"] < 0.5)
-    assert len(gate["epochs"]["gate/val_mean"]) == 2 and set(gate["per_emotion"]) <= set(s["class_names"])
+    assert len(gate["epochs"]["gate/val_mean"]) == 2
+    assert gate["per_emotion"] and set(gate["per_emotion"]) <= set(s["class_names"])
+    assert all(0 < g < 1 for g in gate["per_emotion"].values())
     err = s["error_cases"]
     assert err["clips"] > 0
     counted = sum(len(v["audio_only_right"]) + len(v["video_only_right"]) + v["both_right"] + v["both_wrong"]
@@ -280,13 +286,26 @@ def test_a_finished_run_is_reused_unless_a_setting_that_changes_its_result_diffe
         (["{half}", "--folds", "1"], "--folds must be >= 2, got 1"),
         ([], "the following arguments are required: RUN_DIR"),
         (["{half}", "--address", "ray://head:10001"], "(Ray Client) is not supported"),
+        (["{garbled}"], "garbled/sweep.json is unreadable (JSONDecodeError"),
+        (["{cut}"], "cut/results.parquet is unreadable (ArrowInvalid"),
+        (["{moved}"], "the sweep's data_root '/nonexistent/RAVDESS' is not a folder here"),
     ],
 )
 def test_report_cli_errors_are_one_line(tmp_path, args, message):
-    half = tmp_path / "half"
-    half.mkdir()
-    (half / "sweep.json").write_text(json.dumps({"name": "half", "methods": ["gated"], "fixed": {}}))
-    argv = [a.format(tmp=tmp_path, half=half) for a in args]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folders = {}
+    for name, fixed in (("half", {}), ("garbled", {}), ("cut", {}), ("moved", {"data_root": "/nonexistent/RAVDESS"})):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "sweep.json").write_text(json.dumps({"name": name, "methods": ["gated"], "fixed": fixed}))
+    (folders["garbled"] / "sweep.json").write_text('{"name": "garbled", "meth')  # cut off mid-write
+    pq.write_table(pa.table({"method": ["gated"]}), folders["moved"] / "results.parquet")
+    pq.write_table(pa.table({"method": ["gated"] * 100}), folders["cut"] / "results.parquet")
+    whole = (folders["cut"] / "results.parquet").read_bytes()
+    (folders["cut"] / "results.parquet").write_bytes(whole[: len(whole) // 2])
+    argv = [a.format(tmp=tmp_path, **folders) for a in args]
     res = subprocess.run([sys.executable, "-m", "sweeps.report", *argv], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and message in res.stderr, res.stderr
@@ -403,3 +422,36 @@ def test_importance_ranks_the_parameter_that_decides_the_score():
     imp, why = A.importance(trials, dists)
     assert why is None and max(imp, key=imp.get) == "lr" and imp["lr"] > 0.8
     assert A.importance(trials[:2], dists) == ({}, "2 scored trials; fANOVA needs at least 3")
+
+
+def test_importance_over_a_methods_own_search_space():
+    """The report's path from a method's search space to fANOVA (`_distributions`, Optuna's conversion
+    of Tune's domains), on gated trials whose score depends on the initial gate only."""
+    from sweeps.report import _distributions
+
+    rng = np.random.default_rng(1)
+    names = ["lr", "dropout", "gate_bias"]
+    dists = _distributions("gated", {}, names)
+    assert set(dists) == set(names)
+    trials = []
+    for _ in range(12):
+        params = {k: float(rng.uniform(d.low, d.high)) for k, d in dists.items()}
+        trials.append({"params": params, "value": -abs(params["gate_bias"] - 0.3)})
+    imp, why = A.importance(trials, dists)
+    assert why is None and max(imp, key=imp.get) == "gate_bias", imp
+
+
+def test_bootstrap_interval_resamples_folds_not_seeds():
+    """Seeds of one fold share test actors: when they agree within a fold and folds disagree, the
+    interval must reflect the 4 folds, not 12 independent pairs (a pair bootstrap is about sqrt(3)
+    times narrower here)."""
+    fold_delta = [0.10, -0.02, 0.05, 0.15]
+    a = [_run("gated", f, s, 0.5 + fold_delta[f]) for f in range(4) for s in range(3)]
+    b = [_run("video", f, s, 0.5) for f in range(4) for s in range(3)]
+    p = A.paired(a, b)
+    d = np.array([q["delta"] for q in p["pairs"]])
+    rng = np.random.default_rng(0)
+    pair_boot = d[rng.integers(0, len(d), size=(10_000, len(d)))].mean(axis=1)
+    pair_width = np.quantile(pair_boot, 0.975) - np.quantile(pair_boot, 0.025)
+    lo, hi = p["ci95"]
+    assert lo < p["mean"] < hi and hi - lo > 1.4 * pair_width, (p["ci95"], pair_width)
