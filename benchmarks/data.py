@@ -3,6 +3,7 @@ on a RAVDESS-size set: 24 actors x 60 recordings = 1,440 clips, 1280x720 at 29.9
 
     uv run python -m benchmarks.data                 # full size (generation ~once, then cached)
     uv run python -m benchmarks.data --actors 2      # a quick look
+    uv run python -m benchmarks.data --stamp         # cache load with vs without its .verified stamp
 
 The set is written once by the demo generator (`emo.data.synth`) at real RAVDESS sizes and kept in
 the cache folder. Appends its table to BENCHMARKS.md.
@@ -45,11 +46,16 @@ print(json.dumps({"from_cache": fs.from_cache, "load_s": t_load, "touch_s": t_to
 """
 
 
-def load_rows(root: Path, cache_dir: Path | None) -> list[list]:
+def load_once(root: Path, cache_dir: Path | None) -> dict:
     """Load the cache of `root` in a fresh interpreter, as a sweep trial's process would."""
     cmd = [sys.executable, "-c", _LOAD_SNIPPET, str(root)] + ([str(cache_dir)] if cache_dir else [])
     load = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
     assert load["from_cache"], "the load run rebuilt the cache"
+    return load
+
+
+def load_rows(root: Path, cache_dir: Path | None) -> list[list]:
+    load = load_once(root, cache_dir)
     return [
         [
             f"load cache ({load['bytes'] / 2**20:.0f} MiB, fresh process, imports included)",
@@ -88,6 +94,39 @@ def checksum_rows(root: Path) -> list[list]:
     return rows
 
 
+def stamp_rows(actors: int, repeats: int) -> list[list]:
+    """Cache load with its `.verified` stamp in place (no crc32 pass) vs. without it (the crc32 of
+    every feature byte is read, as after a change on disk), each in a fresh process, `repeats` times.
+    The cache's size and layout depend only on the clip count and `FeatureConfig()`, not on the
+    source media, so the sources here are the demo generator's small files (minutes to write, where
+    the 1280x720 set takes half an hour); the cache is the same 1440 x (16 x 112 x 112 x 3 + 64 mels)."""
+    from emo.data.cache import stamp_path
+
+    root = cache_root() / f"bench-cache-size-{actors}"
+    generate(root, actors=actors, seconds=3.5, modalities=(1, 3))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fs = prepare(root, FeatureConfig(), cache_dir=Path(tmp), progress=True, rebuild=True)
+        path, mib = fs.path, fs.path.stat().st_size / 2**20
+        del fs
+        for label, drop_stamp in (("stamp matches: no crc32 pass", False), ("no stamp: crc32 of every byte", True)):
+            secs, rss = [], []
+            for _ in range(repeats):
+                if drop_stamp:
+                    stamp_path(path).unlink(missing_ok=True)
+                load = load_once(root, Path(tmp))
+                secs.append(load["load_s"])
+                rss.append(load["rss_load_mib"])
+            rows.append(
+                [
+                    f"load cache ({mib:.0f} MiB, fresh process, imports included), {label}",
+                    f"{min(secs):.2f}-{max(secs):.2f} s",
+                    f"{repeats} loads: " + ", ".join(f"{s:.2f}" for s in secs) + f" s; peak RSS <= {max(rss):.0f} MiB",
+                ]
+            )
+    return rows
+
+
 def ravdess_size_set(actors: int) -> Path:
     """The synthetic set at real RAVDESS sizes with `actors` x 60 recordings (written once, then reused)."""
     root = cache_root() / f"bench-ravdess-size-{actors}"
@@ -102,7 +141,20 @@ def main() -> None:
     p.add_argument("--subset-actors", type=int, default=4, help="actors in the 1-core vs all-cores comparison")
     p.add_argument("--load-only", action="store_true", help="only time loading the set's cache in the default folder")
     p.add_argument("--checksum", action="store_true", help="with --load-only: also time checksumming the cache")
+    p.add_argument(
+        "--stamp",
+        action="store_true",
+        help="only time cache loads with and without the .verified stamp (small source media)",
+    )
+    p.add_argument("--repeats", type=int, default=3, help="with --stamp: loads of each kind")
     args = p.parse_args()
+    if args.stamp:
+        rows = stamp_rows(args.actors, args.repeats)
+        report(
+            f"Data: cache load with and without its verified stamp, {args.actors * 60} clips",
+            table(["what", "time", "detail"], rows),
+        )
+        return
     if args.load_only:
         root = cache_root() / f"bench-ravdess-size-{args.actors}"
         rows = load_rows(root, None) + (checksum_rows(root) if args.checksum else [])
