@@ -348,7 +348,7 @@ def extract_all(
 
 def _pool_round(
     recs: list[Recording], cfg: FeatureConfig, todo: list[int], workers: int, results: list, bar: tqdm
-) -> tuple[list[int], list[int]]:
+) -> tuple[list[int], list[int], int]:
     """Extract recordings `todo` in a fresh pool of `workers` processes, filling `results`.
 
     At most `workers` recordings are in flight, so when a worker dies the suspects are those few.
