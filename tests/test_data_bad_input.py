@@ -11,7 +11,7 @@ import pytest
 from emo.config import feature_preset
 from emo.data import DataRootError, discover, prepare
 from emo.data.decode import DecodeError, decode_audio
-from tests.conftest import RAVDESS
+from tests.conftest import RAVDESS, requires_speech16k
 from tests.media import tone, write_mp4, write_wav
 
 CFG = feature_preset("demo")
@@ -153,10 +153,9 @@ def test_empty_and_missing_roots_are_clear_errors(tmp_path):
         discover(tmp_path / "file.mp4")
 
 
+@requires_speech16k
 def test_a_truncated_real_wav_is_skipped_as_truncated(tmp_path):
     """FFmpeg clamps a wav's duration to the bytes that are there, so only the RIFF header tells."""
-    if not (RAVDESS / "speech16k").is_dir():
-        pytest.skip(f"real RAVDESS files not found at {RAVDESS / 'speech16k'}")
     src = RAVDESS / "speech16k" / "Actor_01" / "03-01-01-01-01-01-01.wav"
     data = src.read_bytes()
     cut = tmp_path / src.name

@@ -82,8 +82,8 @@ def actor_folds(
     if k < 2:
         raise SplitError(f"k-fold needs k >= 2, got {k}")
     unique = _unique_actors(actors, k + 2, f"{k}-fold over actors")  # test block + val + train
-    held = [a for a in unique if a in set(never_test)]
-    testable = [a for a in unique if a not in set(held)]
+    held = [a for a in unique if a in never_test]
+    testable = [a for a in unique if a not in never_test]
     if len(testable) < k:
         raise SplitError(
             f"{k}-fold over actors needs at least {k} actors besides the {len(held)} kept out of testing "
