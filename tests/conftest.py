@@ -24,7 +24,7 @@ def _requires(part: str):
 
 requires_ravdess = _requires("sample")  # the original mp4s and wavs
 requires_reencoded = _requires("reencoded")  # the two re-encoded oddities
-requires_speech16k = _requires("speech16k")  # the audio-only speech set of actors 01-12 at 16 kHz
+requires_speech16k = _requires("speech16k")  # the audio-only speech set of actors 01-18 at 16 kHz
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -71,15 +71,15 @@ def test_sample_pairs_the_three_modalities_of_one_recording():
 
 
 @requires_speech16k
-def test_speech16k_catalog_has_720_clips():
+def test_speech16k_catalog_has_1080_clips():
     cat = discover(RAVDESS / "speech16k")
-    assert len(cat) == 720 and cat.skipped == []
+    assert len(cat) == 1080 and cat.skipped == []
     table = cat.to_table()
-    assert Counter(table.column("actor").to_pylist()) == {a: 60 for a in range(1, 13)}
+    assert Counter(table.column("actor").to_pylist()) == {a: 60 for a in range(1, 19)}
     emotions = Counter(table.column("emotion").to_pylist())
-    assert emotions == {1: 48, **{e: 96 for e in range(2, 9)}}  # 4 neutral, 8 of each other per actor
+    assert emotions == {1: 72, **{e: 144 for e in range(2, 9)}}  # 4 neutral, 8 of each other per actor
     split = actor_split(np.array(table.column("actor").to_pylist()))
-    assert split.sizes() == {"train": 480, "val": 60, "test": 180}  # 8 / 1 / 3 actors
+    assert split.sizes() == {"train": 720, "val": 120, "test": 240}  # 12 / 2 / 4 actors
 
 
 @requires_ravdess
