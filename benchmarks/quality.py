@@ -1,0 +1,265 @@
+"""Training quality: the default recipes (no search) over actor folds x seeds, every method, 8 and 4 classes.
+
+    uv run python -m benchmarks.quality                                  # demo set + real speech16k: everything
+    uv run python -m benchmarks.quality --sets demo --methods gated audio --classes 8
+    uv run python -m benchmarks.quality --sets speech16k --folds 4 --seeds 0 1
+    uv run python -m benchmarks.quality --sets demo --set lr=3e-3 --set freq_mask=10   # a candidate default
+
+Two sets: `demo` (the built-in synthetic set, every registered method) and `speech16k` (the real
+RAVDESS audio-only speech of actors 01-18 in ../shared/ravdess/speech16k, audio-only ResNet18). Each
+run is `emo.train.fit` on fold k of the report's confirmation folds (`TrainConfig.folds`), so its test
+actors never chose anything. Per method and class count it prints, and appends to BENCHMARKS.md:
+test Macro-F1 and accuracy (mean +- sd over folds x seeds), collapsed runs (the best epoch's test
+predictions cover fewer than half the classes), epochs until validation Macro-F1 first reaches 90% of
+its best, and seconds per epoch; then where each goal of the training-quality issue stands. Every run
+is also a row of a Parquet file (curves included) under runs/quality/.
+
+Runs go to `--workers` processes (default: every usable core) with one torch thread each; seconds
+per epoch are measured that way, with the other workers busy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.common import report, table
+from emo.config import FUSIONS, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH16K = ROOT.parent / "shared" / "ravdess" / "speech16k"
+SETS = ("demo", "speech16k")
+
+
+def recipe(set_name: str, speech_root: Path) -> dict:
+    """The default recipe of a set, as the sweeps and the report run it with no flags: the demo set's
+    fixed settings and epoch budget, or the real-data budget with the guide's --use_resnet_audio."""
+    from sweeps.run import DATA_BUDGET, DEMO_BUDGET, DEMO_FIXED
+
+    if set_name == "demo":
+        return {**DEMO_FIXED, "epochs": DEMO_BUDGET["max_epochs"]}
+    return {"data_root": str(speech_root), "use_resnet_audio": True, "epochs": DATA_BUDGET["max_epochs"]}
+
+
+def collapsed(pred: list[int], num_classes: int) -> bool:
+    """A run whose best-epoch test predictions use fewer than half the classes has collapsed."""
+    return len(set(pred)) < num_classes / 2
+
+
+def epochs_to_90(val_f1: list[float]) -> int:
+    """The first epoch (1-based) whose validation Macro-F1 reaches 90% of the run's best."""
+    best = max(val_f1)
+    return next(i + 1 for i, f in enumerate(val_f1) if f >= 0.9 * best)
+
+
+def run_one(job: dict) -> dict:
+    """One fit in a worker process: the job's config, its test scores and curves."""
+    from emo.data import load_data
+    from emo.train import fit
+
+    cfg = TrainConfig(**job["config"])
+    data = load_data(cfg, progress=False)
+    t0 = time.perf_counter()
+    res = fit(cfg, data)
+    hist = res["history"]
+    val = [h["val/f1"] for h in hist]
+    return {
+        **{k: job[k] for k in ("set", "method", "num_classes", "fold", "seed")},
+        "test_f1": res["test/f1"],
+        "test_acc": res["test/acc"],
+        "pred_classes": len(set(res["test/pred"])),
+        "collapsed": collapsed(res["test/pred"], cfg.num_classes),
+        "epochs_run": res["epochs_run"],
+        "best_epoch": res["best_epoch"],
+        "best_val_f1": res["val/f1"],
+        "epochs_to_90": epochs_to_90(val),
+        "s_per_epoch": statistics.median(h["time/epoch_s"] for h in hist),
+        "val_f1": val,
+        "train_loss": [h["train/loss"] for h in hist],
+        "seconds": time.perf_counter() - t0,
+        "config": json.dumps(cfg.to_dict()),
+    }
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --set takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = _value(value.strip())
+    TrainConfig().replace(**out)  # unknown keys or bad values fail now, naming the valid ones
+    return out
+
+
+def plan(ns, overrides: dict) -> list[dict]:
+    jobs = []
+    for set_name in ns.sets:
+        methods = [m for m in ns.methods if set_name == "demo" or m == "audio"]
+        base = recipe(set_name, ns.speech_root)
+        for method in methods:
+            for nc in ns.classes:
+                for fold in range(ns.folds):
+                    for seed in ns.seeds:
+                        cfg = {**base, **overrides, "fusion": method, "num_classes": nc, "folds": ns.folds,
+                               "fold": fold, "seed": seed}  # fmt: skip
+                        TrainConfig(**cfg)
+                        jobs.append(dict(set=set_name, method=method, num_classes=nc, fold=fold, seed=seed, config=cfg))
+    # Longest first (ResNet18 on real speech, then the methods that read video), so the pool ends together.
+    cost = {"speech16k": 0, "demo": 1}
+    jobs.sort(key=lambda j: (cost[j["set"]], j["method"] == "audio"))
+    return jobs
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["method"], r["num_classes"]), []).append(r)
+    out = []
+    for (set_name, method, nc), rs in groups.items():
+        f1 = [r["test_f1"] for r in rs]
+        acc = [r["test_acc"] for r in rs]
+        sd = statistics.stdev(f1) if len(f1) > 1 else 0.0
+        out.append(
+            dict(
+                set=set_name, method=method, num_classes=nc, runs=len(rs), f1=statistics.mean(f1), f1_sd=sd,
+                acc=statistics.mean(acc), acc_sd=statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                collapsed=sum(r["collapsed"] for r in rs), to90=statistics.mean(r["epochs_to_90"] for r in rs),
+                epochs=statistics.mean(r["epochs_run"] for r in rs),
+                s_epoch=statistics.median(r["s_per_epoch"] for r in rs),
+            )
+        )  # fmt: skip
+    order = {m: i for i, m in enumerate(FUSIONS)}
+    return sorted(out, key=lambda s: (SETS.index(s["set"]), -s["num_classes"], order[s["method"]]))
+
+
+def goals(summary: list[dict]) -> list[list[str]]:
+    """The training-quality issue's goals that these rows can speak to: goal, value, met."""
+    by = {(s["set"], s["method"], s["num_classes"]): s for s in summary}
+    rows = []
+
+    def add(goal: str, value: str, met: bool) -> None:
+        rows.append([goal, value, "met" if met else "not met"])
+
+    for nc in (8, 4):
+        demo = {m: s for (st, m, c), s in by.items() if st == "demo" and c == nc}
+        if "gated" in demo:
+            add(f"demo {nc} classes: gated >= 0.85", f"{demo['gated']['f1']:.3f}", demo["gated"]["f1"] >= 0.85)
+        if demo:
+            n = sum(s["collapsed"] for s in demo.values())
+            add(f"demo {nc} classes: 0 collapsed runs", f"{n} of {sum(s['runs'] for s in demo.values())}", n == 0)
+        if nc != 8:
+            continue
+        for m in ("audio", "video"):
+            if m in demo:
+                add(f"demo 8: {m}-only >= 0.42", f"{demo[m]['f1']:.3f}", demo[m]["f1"] >= 0.42)
+        if "audio" in demo and "video" in demo:
+            floor = max(demo["audio"]["f1"], demo["video"]["f1"]) + 0.20
+            for m in ("late", "concat", "gated", "xattn"):
+                if m in demo:
+                    add(f"demo 8: {m} >= better single stream + 0.20 ({floor:.3f})", f"{demo[m]['f1']:.3f}",
+                        demo[m]["f1"] >= floor)  # fmt: skip
+        if "xattn" in demo and "gated" in demo:
+            gap = demo["gated"]["f1"] - demo["xattn"]["f1"]
+            add("demo 8: xattn within 0.05 of gated", f"{gap:+.3f} below gated", gap <= 0.05)
+        if demo:
+            worst = max(demo.values(), key=lambda s: s["f1_sd"])
+            add("demo 8: sd over folds x seeds <= 0.06, every method", f"{worst['f1_sd']:.3f} ({worst['method']})",
+                worst["f1_sd"] <= 0.06)  # fmt: skip
+    sp = by.get(("speech16k", "audio", 8))
+    if sp:
+        add("speech16k audio-only 8 classes >= 0.58", f"{sp['f1']:.3f}", sp["f1"] >= 0.58)
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    p.add_argument("--methods", nargs="+", default=list(FUSIONS), choices=FUSIONS,
+                   help="methods on the demo set (speech16k is audio-only)")  # fmt: skip
+    p.add_argument("--classes", nargs="+", type=int, default=[8, 4], choices=[8, 4])
+    p.add_argument("--folds", type=int, default=4, help="the report's confirmation folds over actors")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a TrainConfig field for every run (a candidate default)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=0, help="processes, one torch thread each (default: every core)")
+    p.add_argument("--speech-root", type=Path, default=SPEECH16K)
+    p.add_argument("--out", type=Path, default=None, help="per-run Parquet (default: runs/quality/STAMP.parquet)")
+    ns = p.parse_args(argv)
+    overrides = parse_overrides(ns.overrides)
+    if "speech16k" in ns.sets and not ns.speech_root.is_dir():
+        print(f"skipping speech16k: {ns.speech_root} not found (the real RAVDESS speech set beside the checkout)")
+        ns.sets = [s for s in ns.sets if s != "speech16k"]
+    if not ns.sets:
+        raise SystemExit("error: nothing to run")
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emo.data import load_data
+    from emo.parallel import one_thread, process_pool, usable_cores
+
+    jobs = plan(ns, overrides)
+    for set_name in ns.sets:  # build or check the caches once, before the workers read them
+        load_data(TrainConfig(**recipe(set_name, ns.speech_root)), progress=True)
+    workers = ns.workers or usable_cores()
+    print(f"{len(jobs)} runs on {workers} worker(s)", flush=True)
+    rows, t0 = [], time.perf_counter()
+    with process_pool(workers, initializer=one_thread) as pool:
+        futures = [pool.submit(run_one, j) for j in jobs]
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            r = fut.result()
+            rows.append(r)
+            el = time.perf_counter() - t0
+            print(
+                f"[{len(rows)}/{len(jobs)} {el / 60:.1f} min] {r['set']} {r['method']} {r['num_classes']} classes "
+                f"fold {r['fold']} seed {r['seed']}: test Macro-F1 {r['test_f1']:.3f} acc {r['test_acc']:.3f}"
+                f"{' COLLAPSED' if r['collapsed'] else ''} (best epoch {r['best_epoch']}/{r['epochs_run']}, "
+                f"{r['s_per_epoch']:.1f} s/epoch)",
+                flush=True,
+            )
+    wall = time.perf_counter() - t0
+    out = ns.out or ROOT / "runs" / "quality" / f"{time.strftime('%Y%m%d-%H%M%S')}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), out)
+
+    summary = summarize(rows)
+    body = table(
+        ["set", "method", "classes", "runs", "test Macro-F1", "test acc", "collapsed", "epochs to 90% (of run)",
+         "s / epoch"],
+        [[s["set"], s["method"], s["num_classes"], s["runs"], f"{s['f1']:.3f} +- {s['f1_sd']:.3f}",
+          f"{s['acc']:.3f} +- {s['acc_sd']:.3f}", s["collapsed"], f"{s['to90']:.1f} / {s['epochs']:.1f}",
+          f"{s['s_epoch']:.1f}"] for s in summary],
+    )  # fmt: skip
+    g = goals(summary)
+    if g:
+        body += "\n\n" + table(["goal", "measured", ""], g)
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    recipes = "; ".join(f"{s}: {json.dumps(recipe(s, ns.speech_root))}" for s in ns.sets)
+    notes = (
+        f"Recipes (TrainConfig defaults plus): {recipes}"
+        + (f"; changed for this run: {json.dumps(overrides)}" if overrides else "")
+        + f". {ns.folds} confirmation folds over actors x seeds {ns.seeds}; {len(rows)} runs on {workers} "
+        f"worker(s) with one torch thread each, {wall / 60:.1f} min in all. Collapsed: the best epoch's test "
+        "predictions use fewer than half the classes. Epochs to 90%: the first epoch whose validation "
+        f"Macro-F1 reached 90% of the run's best (mean), of the epochs run (mean). Per-run rows: `{shown}`."
+    )
+    report("Training quality: default recipes over actor folds x seeds", body, notes)
+
+
+if __name__ == "__main__":
+    main()
