@@ -37,10 +37,11 @@ SETS = ("demo", "speech16k")
 def recipe(set_name: str, speech_root: Path) -> dict:
     """The default recipe of a set, as the sweeps and the report run it with no flags: the demo set's
     fixed settings and epoch budget, or the real-data budget with the guide's --use_resnet_audio."""
-    from sweeps.run import DATA_BUDGET, DEMO_BUDGET, DEMO_FIXED
+    from emo.config import DEMO_TRAIN
+    from sweeps.run import DATA_BUDGET
 
     if set_name == "demo":
-        return {**DEMO_FIXED, "epochs": DEMO_BUDGET["max_epochs"]}
+        return dict(DEMO_TRAIN)
     return {"data_root": str(speech_root), "use_resnet_audio": True, "epochs": DATA_BUDGET["max_epochs"]}
 
 

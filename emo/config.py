@@ -112,20 +112,31 @@ class TrainConfig:
     use_resnet_audio: bool = False  # guide flag: ResNet18 on the log-mel instead of the light CNN
     video_backbone: Literal["resnet18", "light"] = "resnet18"  # per-frame CNN; light: 4 conv blocks, for CPUs
     video_weights: Literal["none", "imagenet"] = "none"  # imagenet (resnet18 only) needs the internet once
+    video_norm: Literal["imagenet", "clip"] = "imagenet"  # frame standardisation: ImageNet's or each clip's own
+    video_gray: bool = False  # luminance only: skin, hair and background colours vary by actor, not by emotion
+    train_frames: int = 0  # frames per clip in training, one from each of this many segments; 0: all
+    video_augment: float = 0.0  # per-clip flip and colour jitter while training (brightness etc. within 1 +- this)
     embed_dim: int = 128  # width of the projected audio/video embeddings the fusion heads mix
     dropout: float = 0.3  # before the classifier (the guide's head: ReLU + Dropout)
     modality_dropout: float = 0.2  # drop audio or video (each with this p, never both) while training
     gate_bias: float = 0.3  # the gate's initial value on audio (sigmoid of its bias): leans to video
     attn_heads: int = 4  # cross-attention heads (xattn)
-    freq_mask: int = 20  # SpecAugment: widest frequency mask, in mel bins
-    time_mask: int = 40  # SpecAugment: widest time mask, in frames
+    attn_dropout: float = 0.1  # dropout on the cross-attention weights (xattn); the head has its own
+    audio_width: int = 32  # light audio CNN: channels of its first block, doubled in each of its 4
+    video_width: int = 32  # light video CNN: channels of its first block, doubled in each of its 4
+    freq_mask: int = 20  # SpecAugment: widest frequency mask, in bins of a 64-mel log-mel (scaled to others)
+    time_mask: int = 40  # SpecAugment: widest time mask, in frames of a 351-frame log-mel (scaled to others)
     # Optimisation
     lr: float = 1e-3  # guide default; it suggests 5e-4 or 3e-4 when fusion underperforms
     weight_decay: float = 1e-4  # AdamW
     batch_size: int = 16  # guide default
     epochs: int = 20  # guide default; ASHA stops sweeps' weak trials earlier
     early_stopping_patience: int = 10  # epochs without a better val Macro-F1 before stopping
-    use_cosine_annealing: bool = False  # guide flag: cosine learning-rate decay over `epochs`
+    use_cosine_annealing: bool = True  # guide flag: cosine decay to 0 over `epochs` (steadier last epochs)
+    warmup_epochs: float = 1.0  # linear learning-rate warmup over this many epochs, stepped per batch
+    ema_epochs: float = 1.0  # validate and test a moving average of the weights over ~this many epochs; 0: off
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (training loss)
+    class_balance: bool = True  # weight the training loss by inverse class frequency (4 classes: 12/8/32/8)
     seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
     device: str = "auto"  # auto: cuda if available, else cpu
     # Checkpoints (with --checkpoint_dir, and every sweep trial): at RAVDESS size a checkpoint costs
@@ -143,16 +154,37 @@ class TrainConfig:
         _check_choice(self, "preset", ("auto", "ravdess", "demo"))
         _check_choice(self, "video_weights", ("none", "imagenet"))
         _check_choice(self, "video_backbone", ("resnet18", "light"))
+        _check_choice(self, "video_norm", ("imagenet", "clip"))
+        if not 0 <= self.video_augment < 1:
+            raise ValueError(f"video_augment must be in [0, 1), got {self.video_augment!r}")
         if self.video_weights != "none" and self.video_backbone != "resnet18":
             raise ValueError(f"video_weights={self.video_weights!r} needs video_backbone='resnet18'")
-        for name in ("lr", "batch_size", "epochs", "embed_dim", "attn_heads", "checkpoint_every"):
+        for name in (
+            "lr",
+            "batch_size",
+            "epochs",
+            "embed_dim",
+            "attn_heads",
+            "checkpoint_every",
+            "audio_width",
+            "video_width",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("weight_decay", "freq_mask", "time_mask", "early_stopping_patience"):
+        for name in (
+            "weight_decay",
+            "freq_mask",
+            "time_mask",
+            "early_stopping_patience",
+            "warmup_epochs",
+            "train_frames",
+            "ema_epochs",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "attn_dropout", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.modality_dropout <= 0.5:
             raise ValueError(
                 f"modality_dropout must be in [0, 0.5] (audio and video each), got {self.modality_dropout!r}"
@@ -184,6 +216,21 @@ class TrainConfig:
                 f"valid: {', '.join(f.name for f in dataclasses.fields(self))}"
             )
         return dataclasses.replace(self, **changes)
+
+
+# The built-in demo set's recipe: what `sweeps.run`, the report and `emo.train` train it with unless a
+# flag says otherwise. TrainConfig's own defaults are for real RAVDESS; these are sized so that two CPU
+# cores converge in minutes (BENCHMARKS.md, "Training quality"). `epochs` is the sweeps' --max-epochs.
+DEMO_TRAIN: dict = {
+    "video_backbone": "light",  # ResNet18 per frame costs minutes per epoch on a CPU
+    "audio_width": 8,  # 8-16-32-64 channels: the demo's pitch contours need no more
+    "video_width": 16,
+    "video_gray": True,  # the demo's actors differ in skin, hair and background colour; expressions do not
+    "video_norm": "clip",
+    "video_augment": 0.3,
+    "train_frames": 2,  # its faces hold one expression per clip: 2 of 8 frames per step, all 8 to evaluate
+    "epochs": 24,
+}
 
 
 def _check_choice(cfg, name: str, choices: tuple) -> None:

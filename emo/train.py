@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.config import OPERATIONAL_FIELDS, TrainConfig
+from emo.config import DEMO_TRAIN, OPERATIONAL_FIELDS, TrainConfig
 from emo.data.cache import load_data
 from emo.data.labels import class_names
 from emo.data.splits import make_split
@@ -84,7 +85,7 @@ def cpu_weights(model) -> dict:
 
 def save_checkpoint(
     ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, best: dict, history: list,
-    wandb_id: str | None, best_state: dict | None = None,
+    wandb_id: str | None, best_state: dict | None = None, ema=None,
 ) -> None:  # fmt: skip
     """What fit writes after an epoch: `best_state` to best.pt when the epoch improved on validation,
     and everything a resume needs to state.pt (weights, optimizer, scheduler, RNG, history)."""
@@ -94,6 +95,7 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "ema": ema.state_dict() if ema is not None else None,
         "epoch": epoch,
         "best": best,
         "history": history,
@@ -130,9 +132,52 @@ class DeviceData:
         return a, v, self.labels[idx]
 
 
-def run_epoch(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, optimizer=None) -> dict:
-    """One pass over rows `idx` (training if an optimizer is given). Returns loss, f1, acc, confusion
-    matrix, predictions and the mean gate value when the model has one."""
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The learning-rate schedule, stepped after every batch: a linear warmup over `warmup_epochs`, then
+    (with `use_cosine_annealing`) a cosine decay that reaches 0 at the end of `epochs`. None: constant."""
+    if not cfg.use_cosine_annealing and not cfg.warmup_epochs:
+        return None
+    total = cfg.epochs * steps_per_epoch
+    warm = round(cfg.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if not cfg.use_cosine_annealing:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def weight_average(model, cfg: TrainConfig, steps_per_epoch: int):
+    """An exponential moving average of the weights (and BatchNorm statistics) over about `ema_epochs`
+    epochs of steps, updated after every optimiser step: what validation, checkpoint selection and test
+    read. It smooths out the epoch-to-epoch swings a small validation set sees. None when ema_epochs = 0."""
+    if not cfg.ema_epochs:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    decay = 1 - 1 / max(1.0, cfg.ema_epochs * steps_per_epoch)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, device) -> torch.Tensor:
+    """Inverse class frequency, normalised so that a balanced set weighs every clip 1 (sklearn's
+    'balanced'); a class the training rows lack gets 0."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32, device=device)
+
+
+def run_epoch(
+    model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, optimizer=None, scheduler=None,
+    weight: torch.Tensor | None = None, ema=None,
+) -> dict:  # fmt: skip
+    """One pass over rows `idx` (training if an optimizer is given; then `scheduler` steps per batch, the
+    loss uses `weight` and label smoothing, and `ema` averages the weights after every step). Returns
+    loss, f1, acc, confusion matrix, predictions and the mean gate value when the model has one. The
+    loss reported is the training loss in training, plain cross-entropy otherwise."""
     train = optimizer is not None
     model.train(train)
     idx_t = torch.as_tensor(idx, device=device)
@@ -145,13 +190,19 @@ def run_epoch(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, 
             a, v, y = dd.batch(idx_t[start : start + cfg.batch_size])
             with autocast:
                 out = model(a, v)
-            loss = F.cross_entropy(out["logits"].float(), y)
             if train:
+                loss = F.cross_entropy(out["logits"].float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss is {loss.item()} (lr {cfg.lr} too high?)")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+            else:
+                loss = F.cross_entropy(out["logits"].float(), y)
             losses += loss.item() * len(y)
             n += len(y)
             preds.append(out["logits"].argmax(-1))
@@ -200,9 +251,11 @@ def fit(
     split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed, cfg.folds, cfg.fold)
     model = build_model(cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs) if cfg.use_cosine_annealing else None
-    )
+    steps_per_epoch = math.ceil(len(split.train) / cfg.batch_size)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    ema = weight_average(model, cfg, steps_per_epoch)
+    evaluated = ema.module if ema is not None else model  # the weights validation and test score
+    weight = class_weights(dd.labels_np[split.train], cfg.num_classes, device) if cfg.class_balance else None
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     history: list[dict] = []
@@ -218,6 +271,8 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         history, best, wandb_id = state["history"], state["best"], state.get("wandb_id")
         start_epoch = state["epoch"] + 1
         best_state = torch.load(ckpt / BEST_FILE, map_location="cpu", weights_only=True)
@@ -241,14 +296,12 @@ def fit(
                 break
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            tr = run_epoch(model, dd, split.train, cfg, device, optimizer)
-            va = run_epoch(model, dd, split.val, cfg, device)
-            if scheduler is not None:
-                scheduler.step()
+            tr = run_epoch(model, dd, split.train, cfg, device, optimizer, scheduler, weight, ema)
+            va = run_epoch(evaluated, dd, split.val, cfg, device)
             improved = va["f1"] > best["f1"]
             if improved:
                 best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
-                best_state = cpu_weights(model)
+                best_state = cpu_weights(evaluated)
             else:
                 best["bad_epochs"] += 1
             stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0
@@ -276,7 +329,7 @@ def fit(
             )
             if saved:
                 save_checkpoint(ckpt, cfg, model, optimizer, scheduler, epoch, best, history, wandb_id,
-                                best_state=best_state if best_unsaved else None)  # fmt: skip
+                                best_state=best_state if best_unsaved else None, ema=ema)  # fmt: skip
                 best_unsaved = False
             if run is not None:
                 run.log(metrics, step=epoch + 1)
@@ -364,7 +417,7 @@ def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
         raise ValueError(f"the checkpoint was written with other settings ({shown}); use a new --checkpoint_dir")
     if cfg.use_cosine_annealing and saved.get("epochs") != cfg.epochs:
-        # The saved scheduler anneals over the old epoch count (its T_max); continuing it over another
+        # The saved scheduler anneals over the old epoch count (its length in steps); continuing it over another
         # count would end at neither schedule. Without cosine annealing, more epochs just train longer.
         raise ValueError(
             f"the checkpoint's cosine learning-rate schedule runs over {saved.get('epochs')} epochs, not "
@@ -394,7 +447,10 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     add_flag(parser, "checkpoint_dir", help="save state here every epoch; resume if it holds a checkpoint")
     add_flag(parser, "results", help="write the final metrics to this JSON file")
     args = parser.parse_args(argv)
-    return TrainConfig(**given(args, fields)), args
+    flags = given(args, fields)
+    if flags.get("data_root") is None:  # the built-in demo set: its recipe, under the flags given
+        flags = {**DEMO_TRAIN, **flags}
+    return TrainConfig(**flags), args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
 from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
-from emo.config import TrainConfig
+from emo.config import DEMO_TRAIN, TrainConfig
 
 SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume continues
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
@@ -31,10 +31,10 @@ _DEFINING = (
     "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
     "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures",
 )  # fmt: skip
-# Demo-set defaults: the light video CNN (ResNet18 per frame is minutes per epoch on a CPU) and a
-# short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
-DEMO_FIXED = {"video_backbone": "light"}
-DEMO_BUDGET = {"num_samples": 8, "max_epochs": 6}
+# Demo-set defaults: its recipe (emo.config.DEMO_TRAIN: the light CNNs, sized for CPUs) fixed for every
+# trial, and a short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
+DEMO_FIXED = {k: v for k, v in DEMO_TRAIN.items() if k != "epochs"}
+DEMO_BUDGET = {"num_samples": 8, "max_epochs": DEMO_TRAIN["epochs"]}
 DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
 # Defaults of the other defining flags (None in the parser, so --resume can tell a flag was given).
 DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}

@@ -40,13 +40,12 @@ def _isolated_cache(tmp_path_factory):
 TINY_FEATURES = dict(audio_seconds=1.2, n_mels=32, num_frames=4, frame_size=32, face_crop=False)
 
 
-@pytest.fixture(scope="session")
-def tiny_demo(tmp_path_factory):
+def _tiny_set(tmp_path_factory, actors: int):
     from emo.config import feature_preset
     from emo.data.cache import prepare
     from emo.data.synth import generate
 
-    root = generate(tmp_path_factory.mktemp("demo") / "tiny", actors=4, workers=2, progress=False)
+    root = generate(tmp_path_factory.mktemp("demo") / f"tiny{actors}", actors=actors, workers=2, progress=False)
     return prepare(
         root,
         feature_preset("demo").replace(**TINY_FEATURES),
@@ -54,3 +53,15 @@ def tiny_demo(tmp_path_factory):
         workers=2,
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    return _tiny_set(tmp_path_factory, actors=4)
+
+
+@pytest.fixture(scope="session")
+def learn_demo(tmp_path_factory):
+    """6 actors of tiny features: enough clips (252 to train on, stratified) for every method to learn in
+    seconds (tests/test_learning.py)."""
+    return _tiny_set(tmp_path_factory, actors=6)

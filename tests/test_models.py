@@ -123,7 +123,7 @@ def test_modality_keep_masks_rates():
 def test_specaugment_bounds_and_eval_passthrough():
     torch.manual_seed(0)
     aug = SpecAugment(freq_mask=10, time_mask=15)
-    x = torch.ones(64, 40, 100)
+    x = torch.ones(64, 64, 351)  # the `ravdess` log-mel: widths in bins and frames as given
     aug.train()
     y = aug(x)
     masked_bins = (y == 0).all(dim=2).sum(dim=1)  # whole frequency rows masked, per sample
@@ -134,3 +134,16 @@ def test_specaugment_bounds_and_eval_passthrough():
     aug.eval()
     assert torch.equal(aug(x), x)
     assert torch.equal(SpecAugment(0, 0).train()(x), x)
+
+
+def test_specaugment_widths_are_a_share_of_the_spectrogram():
+    """The guide's 20 bins / 40 frames are for the 64 x 351 `ravdess` log-mel; the demo's 32 x 151 gets
+    masks covering the same share of each axis, not 20 of its 32 bins."""
+    aug = SpecAugment(freq_mask=20, time_mask=40)
+    assert aug.widths(64, 351) == (20, 40)
+    assert aug.widths(32, 151) == (10, 17)
+    torch.manual_seed(0)
+    y = aug.train()(torch.ones(256, 32, 151))
+    # torchaudio draws each width uniformly in [0, bound): the widest of 256 draws is just under it
+    assert (y == 0).all(dim=2).sum(dim=1).max() == 9
+    assert 12 <= (y == 0).all(dim=1).sum(dim=1).max() < 17

@@ -11,31 +11,45 @@ import torchaudio
 import torchvision
 from torch import nn
 
+from emo.config import FeatureConfig
+
 # torchvision's ImageNet statistics: the ResNet18 weights expect inputs normalised with them.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class SpecAugment(nn.Module):
-    """torchaudio's frequency and time masks, one draw per sample (iid_masks), training only.
+# The guide's mask widths (20 mel bins, 40 frames) are sized for the `ravdess` features' 64 x 351 log-mel.
+# A spectrogram of another size gets masks that cover the same share of each axis (the demo's 32 x 151:
+# up to 10 bins and 17 frames), so a width means the same thing at every feature setting.
+REFERENCE_LOGMEL = FeatureConfig().audio_shape
 
-    Input and output (B, F, T). Masks are filled with 0, which is the mean after per-utterance
-    normalisation. A width of 0 turns that mask off.
+
+class SpecAugment(nn.Module):
+    """torchaudio's frequency and time masks, one draw per sample (iid), training only.
+
+    Input and output (B, F, T). `freq_mask` and `time_mask` are the widest masks on the reference
+    64 x 351 log-mel, scaled to the input's F and T. Masks are filled with 0, which is the mean after
+    per-utterance normalisation. A width of 0 turns that mask off.
     """
 
     def __init__(self, freq_mask: int, time_mask: int):
         super().__init__()
-        self.freq = torchaudio.transforms.FrequencyMasking(freq_mask, iid_masks=True) if freq_mask else None
-        self.time = torchaudio.transforms.TimeMasking(time_mask, iid_masks=True) if time_mask else None
+        self.freq_mask, self.time_mask = freq_mask, time_mask
+
+    def widths(self, n_freq: int, n_time: int) -> tuple[int, int]:
+        """The widest masks, in bins and frames, for an (n_freq, n_time) spectrogram."""
+        ref_freq, ref_time = REFERENCE_LOGMEL
+        return round(self.freq_mask * n_freq / ref_freq), round(self.time_mask * n_time / ref_time)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        x = x.unsqueeze(1)  # (B, 1, F, T): iid_masks needs a channel dimension
-        if self.freq is not None:
-            x = self.freq(x)
-        if self.time is not None:
-            x = self.time(x)
+        f, t = self.widths(x.shape[-2], x.shape[-1])
+        x = x.unsqueeze(1)  # (B, 1, F, T): masks are drawn per (sample, channel)
+        if f:
+            x = torchaudio.functional.mask_along_axis_iid(x, f, 0.0, axis=2)
+        if t:
+            x = torchaudio.functional.mask_along_axis_iid(x, t, 0.0, axis=3)
         return x.squeeze(1)
 
 
@@ -56,28 +70,29 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
 
 
 class LightCNN(nn.Module):
-    """Four conv blocks (32-64-128-256 channels, each halving height and width): the guide's light
-    audio model, and a light per-frame video model for CPUs (ResNet18 at 48 px costs ~10x more)."""
+    """Four conv blocks (width, 2, 4 and 8 x width channels, each halving height and width): the guide's
+    light audio model, and a light per-frame video model for CPUs (ResNet18 at 48 px costs ~10x more).
+    The cost grows with width squared."""
 
-    out_dim = 256
-
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, width: int = 32):
         super().__init__()
+        w = width
+        self.out_dim = 8 * w
         self.features = nn.Sequential(
-            _conv_block(in_channels, 32), _conv_block(32, 64), _conv_block(64, 128), _conv_block(128, 256)
+            _conv_block(in_channels, w), _conv_block(w, 2 * w), _conv_block(2 * w, 4 * w), _conv_block(4 * w, 8 * w)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, 256, H/16, W/16)
+        return self.features(x)  # (B, 8w, H/16, W/16)
 
 
 class LightAudioCNN(LightCNN):
-    def __init__(self):
-        super().__init__(in_channels=1)
+    def __init__(self, width: int = 32):
+        super().__init__(in_channels=1, width=width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = super().forward(x.unsqueeze(1))  # (B, 256, F/16, T/16)
-        return x.mean(dim=2).transpose(1, 2)  # pool frequency: (B, T/16, 256) tokens over time
+        x = super().forward(x.unsqueeze(1))  # (B, 8w, F/16, T/16)
+        return x.mean(dim=2).transpose(1, 2)  # pool frequency: (B, T/16, 8w) tokens over time
 
 
 class ResNetAudio(nn.Module):
@@ -99,10 +114,10 @@ class ResNetAudio(nn.Module):
 class AudioEncoder(nn.Module):
     """log-mel (B, F, T) -> tokens (B, Ta', D). Normalises, augments (training only), encodes."""
 
-    def __init__(self, use_resnet: bool, freq_mask: int, time_mask: int, dim: int):
+    def __init__(self, use_resnet: bool, freq_mask: int, time_mask: int, dim: int, width: int = 32):
         super().__init__()
         self.specaugment = SpecAugment(freq_mask, time_mask)
-        self.backbone = ResNetAudio() if use_resnet else LightAudioCNN()
+        self.backbone = ResNetAudio() if use_resnet else LightAudioCNN(width)
         self.proj = nn.Linear(self.backbone.out_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,29 +140,97 @@ def resnet18(weights: str) -> nn.Module:
         ) from e
 
 
+class FrameAugment(nn.Module):
+    """Colour and mirror jitter per clip (the same for all its frames), training only: horizontal flip,
+    brightness, contrast and saturation. Actors differ in skin, hair and background far more than a few
+    training actors can show; the expression does not change with any of these.
+
+    Input and output (B, T, 3, S, S) float in [0, 1]."""
+
+    def __init__(self, strength: float = 0.4):
+        super().__init__()
+        self.strength = strength
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.strength:
+            return x
+        b = x.shape[0]
+
+        def jitter() -> torch.Tensor:  # (B, 1, 1, 1, 1) factors in [1 - strength, 1 + strength]
+            return 1 + self.strength * (2 * torch.rand(b, 1, 1, 1, 1, device=x.device) - 1)
+
+        flip = torch.rand(b, device=x.device) < 0.5
+        x = torch.where(flip.view(b, 1, 1, 1, 1), x.flip(-1), x)
+        x = x * jitter()  # brightness
+        mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
+        x = (x - mean) * jitter() + mean  # contrast
+        gray = x.mean(dim=2, keepdim=True)
+        x = (x - gray) * jitter() + gray  # saturation
+        return x.clamp(0, 1)
+
+
 class VideoEncoder(nn.Module):
     """uint8 frames (B, T, S, S, 3) -> tokens (B, T, D): a 2D CNN per frame, weights shared over the
     B*T frames (ResNet18, or the light CNN); pooling over T is left to the head (mean) or to the
-    cross-attention."""
+    cross-attention.
 
-    def __init__(self, backbone: str, weights: str, dim: int):
+    `norm` "imagenet" standardises with ImageNet's channel statistics (what the pretrained weights
+    expect); "clip" with each clip's own channel means and deviations over its frames, which removes
+    differences of lighting, skin and background level between actors."""
+
+    def __init__(
+        self,
+        backbone: str,
+        weights: str,
+        dim: int,
+        width: int = 32,
+        norm: str = "imagenet",
+        augment: float = 0.0,
+        gray: bool = False,
+        train_frames: int = 0,
+    ):
         super().__init__()
+        self.norm, self.gray, self.train_frames = norm, gray, train_frames
+        self.augment = FrameAugment(augment)
         if backbone == "resnet18":
             net = resnet18(weights)
             self.body = nn.Sequential(*list(net.children())[:-1])  # up to avgpool: (B*T, 512, 1, 1)
-            width = 512
+            out_dim = 512
         else:  # "light" (TrainConfig checks that imagenet weights come with resnet18 only)
-            self.body = nn.Sequential(LightCNN(3), nn.AdaptiveAvgPool2d(1))
-            width = LightCNN.out_dim
-        self.proj = nn.Linear(width, dim)
+            cnn = LightCNN(3, width)
+            self.body = nn.Sequential(cnn, nn.AdaptiveAvgPool2d(1))
+            out_dim = cnn.out_dim
+        self.proj = nn.Linear(out_dim, dim)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 1, 3, 1, 1), persistent=False)
+
+    def sample_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Training: `train_frames` of the T frames per clip, one at random from each of that many equal
+        segments (TSN's sparse sampling), in time order. Neighbouring frames are nearly the same, so a
+        step sees almost as much as with all T at a fraction of the cost; evaluation uses all T."""
+        b, t = x.shape[:2]
+        k = self.train_frames
+        if not self.training or not k or k >= t:
+            return x
+        edges = torch.linspace(0, t, k + 1, device=x.device)  # segment boundaries, in frames
+        start, width = edges[:-1], edges[1:] - edges[:-1]
+        idx = (start + torch.rand(b, k, device=x.device) * width).long().clamp(max=t - 1)  # (B, K)
+        return x[torch.arange(b, device=x.device).unsqueeze(1), idx]  # (B, K, S, S, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.sample_frames(x)
         b, t, s, _, c = x.shape
-        x = x.reshape(b * t, s, s, c).permute(0, 3, 1, 2).float().div_(255)  # (B*T, 3, S, S)
+        x = self.augment(x.permute(0, 1, 4, 2, 3).float().div_(255))  # (B, T, 3, S, S)
+        if self.gray:  # luminance (ITU-R BT.601), kept as 3 equal channels for the same backbone
+            x = (x * self.luma).sum(dim=2, keepdim=True).expand_as(x)
+        if self.norm == "clip":
+            mean = x.mean(dim=(1, 3, 4), keepdim=True)  # (B, 1, 3, 1, 1)
+            x = (x - mean) / (x.std(dim=(1, 3, 4), keepdim=True) + 1e-3)
+        else:
+            x = (x - self.mean.unsqueeze(0)) / self.std.unsqueeze(0)
         # The permuted view is channels-last; plain NCHW measured faster here on CPU (4.9 s -> 3.7 s for
         # one 16-clip ResNet18 training step at 8 x 48 px), mostly in BatchNorm.
-        x = ((x - self.mean) / self.std).contiguous()
-        x = self.body(x).flatten(1)  # (B*T, width)
+        x = x.reshape(b * t, c, s, s).contiguous()  # (B*T, 3, S, S)
+        x = self.body(x).flatten(1)  # (B*T, out_dim)
         return self.proj(x.view(b, t, -1))  # (B, T, D)

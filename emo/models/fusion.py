@@ -59,9 +59,18 @@ class FusionModel(nn.Module):
         self.cfg = cfg
         d = cfg.embed_dim
         if "audio" in self.streams:
-            self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d)
+            self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d, cfg.audio_width)
         if "video" in self.streams:
-            self.video = VideoEncoder(cfg.video_backbone, cfg.video_weights, d)
+            self.video = VideoEncoder(
+                cfg.video_backbone,
+                cfg.video_weights,
+                d,
+                cfg.video_width,
+                cfg.video_norm,
+                cfg.video_augment,
+                cfg.video_gray,
+                cfg.train_frames,
+            )
 
     def forward_features(self, audio, video) -> dict[str, torch.Tensor]:
         out = {}
@@ -165,21 +174,46 @@ class GatedFusion(FusionModel):
         return {"logits": self.head(h), "gate": g.mean(-1)}  # gate: mean weight on audio, (B,)
 
 
+def time_code(n: int, dim: int, device) -> torch.Tensor:
+    """(n, dim) sinusoidal codes of each token's place in its clip, as a fraction 0..1 of the clip's
+    length: audio step i of Ta' and video frame j of T get similar codes when they show the same moment,
+    whatever the two rates. Added to queries and keys only (as in DETR), never to the values."""
+    pos = torch.linspace(0, 1, n, device=device).unsqueeze(1)  # (n, 1)
+    freqs = torch.pi * torch.arange(1, dim // 2 + 1, device=device)  # half-periods 1, 1/2, ... of the clip
+    return torch.cat([torch.sin(pos * freqs), torch.cos(pos * freqs)], dim=1)  # (n, dim)
+
+
+class CrossAttend(nn.Module):
+    """Pre-norm cross-attention: x + Attn(LN(x) + pos_x, LN(ctx) + pos_ctx, LN(ctx)). Pre-norm keeps the
+    residual stream (the token's own features) untouched at initialisation."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm_q, self.norm_kv = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        q = self.norm_q(x) + time_code(x.shape[1], d, x.device)  # (B, Tx, D)
+        kv = self.norm_kv(ctx)  # (B, Tc, D)
+        k = kv + time_code(ctx.shape[1], d, ctx.device)
+        return x + self.attn(q, k, kv, need_weights=False)[0]
+
+
 @register("xattn")
 class CrossAttentionFusion(FusionModel):
-    """Audio time steps attend to video frames and frames to time steps (one layer each way, residual
-    + LayerNorm), then both are mean-pooled, concatenated and classified."""
+    """Audio time steps attend to video frames and frames to time steps (one pre-norm layer each way,
+    both reading the encoders' tokens, with `attn_dropout` on the attention weights and each token's
+    place in time on queries and keys), then both are mean-pooled, concatenated and classified."""
 
     def __init__(self, cfg: TrainConfig):
         super().__init__(cfg)
         d, h = cfg.embed_dim, cfg.attn_heads
-        self.a2v = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-        self.v2a = nn.MultiheadAttention(d, h, dropout=cfg.dropout, batch_first=True)
-        self.norm_a, self.norm_v = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.a2v = CrossAttend(d, h, cfg.attn_dropout)
+        self.v2a = CrossAttend(d, h, cfg.attn_dropout)
         self.head = classifier(2 * d, d, cfg.num_classes, cfg.dropout)
 
     def forward_head(self, feats):
         a, v = feats["audio_tokens"], feats["video_tokens"]  # (B, Ta', D), (B, T, D)
-        a = self.norm_a(a + self.a2v(a, v, v, need_weights=False)[0])
-        v = self.norm_v(v + self.v2a(v, a, a, need_weights=False)[0])
-        return {"logits": self.head(torch.cat([a.mean(1), v.mean(1)], dim=-1))}
+        a2, v2 = self.a2v(a, v), self.v2a(v, a)
+        return {"logits": self.head(torch.cat([a2.mean(1), v2.mean(1)], dim=-1))}
