@@ -19,9 +19,10 @@ import pytest
 
 from sweeps import analysis as A
 from sweeps.report_html import RANKING_COLUMNS, pct, text_table
+from tests.test_sweep import SWEEP_DATA as SWEEP_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light", "--embed_dim", "32"]
+SWEEP_DATA = [*SWEEP_FLAGS, "--embed_dim", "32"]
 FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4  # 40 characters, like a real W&B key
 CHECKLIST_ITEMS = [
     "audio-only Macro-F1 > 65%",

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from tests.procs import Lines, descendants
 ROOT = Path(__file__).resolve().parents[1]
 # The tiny demo set's recordings with the demo preset's features and the light video CNN: a gated
 # epoch takes a few seconds on one core.
-SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light"]
+# The light CNNs at the demo recipe's widths: these tests exercise the sweep, not the models (3x faster per epoch).
+SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light", "--audio_width", "8", "--video_width", "16"]
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,9 @@ def finished_sweep(tiny_root, tmp_path_factory):
     # One trial at a time: ASHA then sees results in a fixed order and the sweep is reproducible.
     argv += ["--max_concurrent", "1", "--storage-path", str(storage), "--name", "s", "--wandb"]
     argv += ["--checkpoint_every", "2"]  # epochs 2 and 3 (the last) checkpoint; epoch 1 only reports
+    # At 8 and 16 channels every trial still predicts one class after 3 epochs of 8 steps here, so all
+    # tie and ASHA prunes none; at 32 their scores differ after the first epoch.
+    argv += ["--audio_width", "32", "--video_width", "32"]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WANDB_MODE", "offline")
         env.delenv("WANDB_API_KEY", raising=False)
@@ -634,7 +639,7 @@ def test_the_retry_line_names_the_checkpoints_epoch_not_the_last_one(tmp_path):
 
 
 def test_diverging_trials_end_as_diverged_without_retries(tiny_root, tmp_path, capsys):
-    """lr 1e6 makes the loss NaN in the first epoch: each trial ends once, as `diverged` with the
+    """lr 1e6 makes the loss NaN or inf in the first epoch: each trial ends once, as `diverged` with the
     reason, is never retried (max_failures would rerun it from its checkpoint), Optuna is told it was
     pruned, and the sweep runs its next trial and ends normally."""
     from optuna.trial import TrialState
@@ -648,8 +653,9 @@ def test_diverging_trials_end_as_diverged_without_retries(tiny_root, tmp_path, c
     out = capsys.readouterr().out
     df = pd.read_parquet(tmp_path / "nan" / "results.parquet")
     assert len(df) == 2 and (df["status"] == "diverged").all(), df[["status", "error"]]
-    assert df["error"].str.contains("diverged: training loss is nan").all()
-    assert out.count("diverged (training loss is nan") == 2
+    # which of the two depends on the batch that blows up first (the class-weighted loss can reach inf)
+    assert df["error"].str.fullmatch(r"diverged: training loss is (nan|inf|-inf) \(lr 1000000.0 .*").all(), df["error"]
+    assert len(re.findall(r"diverged \(training loss is (?:nan|inf|-inf)", out)) == 2, out
     for path in df["path"]:  # Tune writes error.txt for a trial that errored (and was retried)
         assert not list(Path(path).glob("error*")), path
     searcher = PrunedAwareOptunaSearch(max_epochs=2)
