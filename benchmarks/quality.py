@@ -259,7 +259,8 @@ def main(argv=None) -> None:
         "predictions use fewer than half the classes. Epochs to 90%: the first epoch whose validation "
         f"Macro-F1 reached 90% of the run's best (mean), of the epochs run (mean). Per-run rows: `{shown}`."
     )
-    report("Training quality: default recipes over actor folds x seeds", body, notes)
+    what = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the default recipes"
+    report(f"Training quality: {what} ({', '.join(ns.sets)})", body, notes)
 
 
 if __name__ == "__main__":

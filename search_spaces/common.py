@@ -27,7 +27,8 @@ OPTIMISER: dict[str, Domain] = {
     "weight_decay": tune.loguniform(1e-6, 1e-2),  # AdamW; guide 1e-4
     "dropout": tune.uniform(0.0, 0.6),  # before the classifier; guide 0.3
 }
-# Methods that read audio: SpecAugment mask widths, up to the guide's values (0 = no masking).
+# Methods that read audio: SpecAugment mask widths, up to the guide's values (0 = no masking), in bins and
+# frames of the 64 x 351 `ravdess` log-mel; the model scales them to the features' own size.
 SPECAUGMENT: dict[str, Domain] = {
     "freq_mask": tune.randint(0, 21),  # mel bins, 0-20 (randint's upper bound is exclusive)
     "time_mask": tune.randint(0, 41),  # frames, 0-40

@@ -52,8 +52,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     )
     p.add_argument("methods", nargs="*", metavar="METHOD", help=f"one or more of {', '.join(METHODS)}, or all")
     g = p.add_argument_group("budget and search")
-    add_flag(g, "num-samples", type=int, help="trials per method (default: 8 on the demo set, 16 on real data)")
-    add_flag(g, "max-epochs", type=int, help="epochs a trial may run: ASHA's max_t (default: 6 demo, 20 data)")
+    add_flag(
+        g,
+        "num-samples",
+        type=int,
+        help=f"trials per method (default: {DEMO_BUDGET['num_samples']} on the demo set, "
+        f"{DATA_BUDGET['num_samples']} on real data)",
+    )
+    add_flag(
+        g,
+        "max-epochs",
+        type=int,
+        help=f"epochs a trial may run: ASHA's max_t (default: {DEMO_BUDGET['max_epochs']} demo, "
+        f"{DATA_BUDGET['max_epochs']} data)",
+    )
     add_flag(g, "grace-period", type=int, help="ASHA: epochs every trial runs (default: 1)")
     add_flag(g, "reduction-factor", type=int, help="ASHA: keep 1/this at each rung (default: 2)")
     add_flag(g, "scheduler", choices=("asha", "fifo"), help="asha (default) or fifo: no early stopping")

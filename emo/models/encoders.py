@@ -147,7 +147,7 @@ class FrameAugment(nn.Module):
 
     Input and output (B, T, 3, S, S) float in [0, 1]."""
 
-    def __init__(self, strength: float = 0.4):
+    def __init__(self, strength: float):
         super().__init__()
         self.strength = strength
 
@@ -201,8 +201,9 @@ class VideoEncoder(nn.Module):
             self.body = nn.Sequential(cnn, nn.AdaptiveAvgPool2d(1))
             out_dim = cnn.out_dim
         self.proj = nn.Linear(out_dim, dim)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        # (1, 1, 3, 1, 1): broadcast over (B, T, 3, S, S)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 1, 3, 1, 1), persistent=False)
 
     def sample_frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,7 +229,7 @@ class VideoEncoder(nn.Module):
             mean = x.mean(dim=(1, 3, 4), keepdim=True)  # (B, 1, 3, 1, 1)
             x = (x - mean) / (x.std(dim=(1, 3, 4), keepdim=True) + 1e-3)
         else:
-            x = (x - self.mean.unsqueeze(0)) / self.std.unsqueeze(0)
+            x = (x - self.mean) / self.std
         # The permuted view is channels-last; plain NCHW measured faster here on CPU (4.9 s -> 3.7 s for
         # one 16-clip ResNet18 training step at 8 x 48 px), mostly in BatchNorm.
         x = x.reshape(b * t, c, s, s).contiguous()  # (B*T, 3, S, S)
