@@ -1,8 +1,10 @@
 """Sweep benchmarks: what a sweep costs on this machine, and what ASHA + TPE save against FIFO + random.
 
     python -m benchmarks.sweep demo                     # the README's demo sweep: wall time, overhead, W&B
+    python -m benchmarks.sweep fresh                    # the README's first command on a clean clone, caches empty
     python -m benchmarks.sweep efficiency --seeds 0 1 2  # ASHA + TPE vs FIFO + random, same trial budget
     python -m benchmarks.sweep efficiency --arms asha+tpe asha+random   # also ASHA alone, same configs as FIFO
+    python -m benchmarks.sweep efficiency --arms --seeds 0 1 2 3         # FIFO only; ASHA replayed on its curves
 
 Each sweep runs as `python -m sweeps.run` in its own process (its own local Ray instance), as a user
 runs it; the figures come from its results.parquet. Nothing else heavy should run meanwhile.
@@ -23,7 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmarks.common import report, table
-from sweeps.run import DEFAULTS
+from sweeps.run import DEFAULTS, DEMO_BUDGET
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,45 @@ def sweep(args: list[str], storage: Path, name: str, env: dict | None = None) ->
     # The settings the sweep ran with (flags and defaults resolved), as sweeps.run recorded them.
     df.attrs["sweep"] = json.loads(pq.read_schema(storage / name / "results.parquet").metadata[b"emo.sweep"])["sweep"]
     return df, wall
+
+
+def fresh(ns) -> None:
+    """The README's first command as on a new machine: a clean clone of this commit, pip installing uv
+    into a new virtual environment, then `uv run python -m sweeps.run gated` with empty uv and feature
+    caches (so it downloads every package, writes the demo set and extracts its features)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        repo, venv = tmp / "repo", tmp / "venv"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV", "EMO_"))}
+        env |= {"UV_CACHE_DIR": str(tmp / "uv-cache"), "EMO_CACHE_DIR": str(tmp / "emo-cache"),
+                "PATH": f"{venv / 'bin'}:{env['PATH']}"}  # fmt: skip
+        steps = [
+            ("pip install uv", [sys.executable, "-m", "venv", str(venv)], ["pip", "install", "-q", "uv"]),
+            ("uv run python -m sweeps.run gated", ["uv", "run", "python", "-m", "sweeps.run", "gated", *ns.extra]),
+        ]
+        rows, total = [], 0.0
+        for label, *cmds in steps:
+            t0 = time.perf_counter()
+            for cmd in cmds:
+                res = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
+                if res.returncode != 0:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+            took = time.perf_counter() - t0
+            total += took
+            rows.append([f"`{label}`", f"{took:.0f}"])
+            print(f"{label}: {took:.0f} s", flush=True)
+        (found,) = (repo / "runs").glob("*/results.parquet")
+        best = pd.read_parquet(found)["best_val_f1"].max()
+    rows.append(["total", f"{total:.0f}"])
+    notes = (
+        f"A clean clone of {commit.stdout.strip()}, a new virtual environment for pip, empty `UV_CACHE_DIR` and "
+        f"`EMO_CACHE_DIR`: uv downloads every package (PyTorch's CUDA wheels included), the sweep writes the demo "
+        f"set and its feature cache, starts Ray and runs its default budget. Best val Macro-F1: {best:.3f}. "
+        "Download speed is this machine's link to PyPI."
+    )
+    report("Fresh machine: install and the demo sweep of gated", table(["step", "s"], rows), notes)
 
 
 def _spread(col: pd.Series) -> str:
@@ -232,7 +273,7 @@ def efficiency(ns) -> None:
         f"val Macro-F1 after that many epochs predicts its final one (Spearman over the {ns.num_samples} trials), "
         "and where the trial that ended best stood then (1 = first): what ASHA bets on at a rung of that many epochs."
     )
-    graces = sorted({1, 2, 3, max(1, ns.max_epochs // 4)})
+    graces = [g for g in (1, 2, 3, 4, 6, 8) if g < ns.max_epochs]
     rf = asha["reduction_factor"] if asha else DEFAULTS["reduction_factor"]
     header, replay = asha_replays(fifo_runs, graces, rf, ns.max_epochs)
     body += "\n\n" + table(header, replay)
@@ -242,7 +283,8 @@ def efficiency(ns) -> None:
         "value it could compare at a rung and each grace period: in how many sweeps it would have stopped the trial "
         "that ended best, how far the best val Macro-F1 it kept falls below FIFO's, and how many fewer epochs it runs."
     )
-    report(f"Sweep efficiency: {', '.join(arms)} vs FIFO + random ({ns.method})", body, notes)
+    what = f"{', '.join(arms)} vs FIFO + random" if arms else "FIFO + random, ASHA replayed on its curves"
+    report(f"Sweep efficiency: {what} ({ns.method})", body, notes)
     print(json.dumps(per_seed))
 
 
@@ -251,17 +293,19 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="what", required=True)
     d = sub.add_parser("demo")
     d.add_argument("extra", nargs="*", help="more sweeps.run flags")
+    f = sub.add_parser("fresh")
+    f.add_argument("extra", nargs="*", help="more sweeps.run flags")
     e = sub.add_parser("efficiency")
     e.add_argument("--method", default="gated")
     e.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    e.add_argument("--num-samples", type=int, default=8)
-    e.add_argument("--max-epochs", type=int, default=6)
+    e.add_argument("--num-samples", type=int, default=DEMO_BUDGET["num_samples"])
+    e.add_argument("--max-epochs", type=int, default=DEMO_BUDGET["max_epochs"])
     e.add_argument("--max-concurrent", type=int, default=0)
-    e.add_argument("--arms", nargs="+", default=["asha+tpe"], choices=["asha+tpe", "asha+random", "fifo+tpe"],
+    e.add_argument("--arms", nargs="*", default=["asha+tpe"], choices=["asha+tpe", "asha+random", "fifo+tpe"],
                    help="scheduler+search pairs to compare with fifo+random (always run)")  # fmt: skip
     e.add_argument("extra", nargs="*", help="more sweeps.run flags (after --)")
     ns = p.parse_args(argv)
-    {"demo": demo, "efficiency": efficiency}[ns.what](ns)
+    {"demo": demo, "fresh": fresh, "efficiency": efficiency}[ns.what](ns)
 
 
 if __name__ == "__main__":

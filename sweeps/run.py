@@ -37,7 +37,10 @@ DEMO_FIXED = {k: v for k, v in DEMO_TRAIN.items() if k != "epochs"}
 DEMO_BUDGET = {"num_samples": 8, "max_epochs": DEMO_TRAIN["epochs"]}
 DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
 # Defaults of the other defining flags (None in the parser, so --resume can tell a flag was given).
-DEFAULTS = {"grace_period": 1, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}
+# ASHA's first rung is epoch 2: epoch 1 is the learning-rate warmup, when most trials still predict one
+# class and their scores rank them poorly (BENCHMARKS.md, "Sweep efficiency", 2026-12-07). A budget of
+# fewer epochs starts it at its last.
+DEFAULTS = {"grace_period": 2, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -66,7 +69,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
         help=f"epochs a trial may run: ASHA's max_t (default: {DEMO_BUDGET['max_epochs']} demo, "
         f"{DATA_BUDGET['max_epochs']} data)",
     )
-    add_flag(g, "grace-period", type=int, help="ASHA: epochs every trial runs (default: 1)")
+    add_flag(g, "grace-period", type=int, help=f"ASHA: epochs every trial runs (default: {DEFAULTS['grace_period']})")
     add_flag(g, "reduction-factor", type=int, help="ASHA: keep 1/this at each rung (default: 2)")
     add_flag(g, "scheduler", choices=("asha", "fifo"), help="asha (default) or fifo: no early stopping")
     add_flag(g, "search", choices=("tpe", "random"), help="Optuna sampler (default: tpe)")
@@ -169,6 +172,8 @@ def resolve(argv: list[str] | None) -> dict:
         budget = DEMO_BUDGET if demo else DATA_BUDGET
         for k in ("num_samples", "max_epochs"):
             flags[k] = budget[k] if flags[k] is None else flags[k]
+        if flags["grace_period"] is None:
+            flags["grace_period"] = min(DEFAULTS["grace_period"], flags["max_epochs"])
         for k, v in DEFAULTS.items():
             flags[k] = v if flags[k] is None else flags[k]
         for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):

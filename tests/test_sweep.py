@@ -70,6 +70,7 @@ def finished_sweep(tiny_root, tmp_path_factory):
     # One trial at a time: ASHA then sees results in a fixed order and the sweep is reproducible.
     argv += ["--max_concurrent", "1", "--storage-path", str(storage), "--name", "s", "--wandb"]
     argv += ["--checkpoint_every", "2"]  # epochs 2 and 3 (the last) checkpoint; epoch 1 only reports
+    argv += ["--grace-period", "1"]  # rungs at epochs 1 and 2: a trial stopped after epoch 1 has no checkpoint
     # At 8 and 16 channels every trial still predicts one class after 3 epochs of 8 steps here, so all
     # tie and ASHA prunes none; at 32 their scores differ after the first epoch.
     argv += ["--audio_width", "32", "--video_width", "32"]
