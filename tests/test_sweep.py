@@ -21,9 +21,8 @@ from sweeps.results import STATUSES
 from tests.procs import Lines, descendants
 
 ROOT = Path(__file__).resolve().parents[1]
-# The tiny demo set's recordings with the demo preset's features and the light video CNN: a gated
-# epoch takes a few seconds on one core.
-# The light CNNs at the demo recipe's widths: these tests exercise the sweep, not the models (3x faster per epoch).
+# The tiny demo set's recordings with the demo preset's features and the light CNNs at the demo recipe's
+# widths: these tests exercise the sweep, not the models, and a gated epoch takes under a second on one core.
 SWEEP_DATA = ["--preset", "demo", "--video_backbone", "light", "--audio_width", "8", "--video_width", "16"]
 
 
