@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -110,7 +111,8 @@ def scratch_dir(prefix: str, root: str | Path | None = None) -> Iterator[Path]:
     is killed (SIGKILL, a lost node, Ray killing a worker) cannot remove its folder, but the kernel
     drops its lock, and the next `scratch_dir` on this machine removes the folder."""
     root = Path(root) if root is not None else Path(tempfile.gettempdir()) / SCRATCH
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private(root)
     remove_abandoned(root)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     fd = os.open(path, os.O_RDONLY)
@@ -120,6 +122,25 @@ def scratch_dir(prefix: str, root: str | Path | None = None) -> Iterator[Path]:
     finally:
         shutil.rmtree(path, ignore_errors=True)
         os.close(fd)
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a folder another user could have prepared: the scratch root's name is predictable, and
+    whoever owns it, or may write into it, could plant the checkpoints a trial resumes from (or swap a
+    link for it). It must be a real folder (not a link), owned by this user, writable by no one else."""
+    st = os.lstat(folder)
+    problem = None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        problem = "is not a folder (a link, or a file)"
+    elif st.st_uid != os.getuid():
+        problem = f"is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})"
+    elif st.st_mode & 0o022:
+        problem = f"is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if problem:
+        raise PermissionError(
+            f"scratch folder {folder} {problem}: another user could plant files a trial would read; "
+            "remove it, or point TMPDIR at a private folder"
+        )
 
 
 def remove_abandoned(root: str | Path) -> list[Path]:

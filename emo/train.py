@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import random
 import sys
 import time
@@ -60,7 +61,14 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator's state as tensors and plain Python values, which `weights_only` loading accepts
+    (numpy's key array is kept as a tensor: an ndarray would need numpy's unpickler)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -68,7 +76,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -76,6 +85,22 @@ def _set_rng_state(state: dict) -> None:
 
 def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint file, read with `weights_only=True`: tensors and plain data only. A trial's
+    checkpoint comes back from shared storage, or from a scratch folder on a shared machine, and a full
+    unpickle would run whatever code a planted file names. One ValueError line when it is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a paragraph; the line naming what was refused ("GLOBAL posix.system") is enough.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[-1] if lines else "")
+        raise ValueError(
+            f"refusing to load checkpoint {path}: it holds more than tensors and plain data ({refused}); "
+            "a file planted there, or one written by an older emo-sweeps: use a new --checkpoint_dir"
+        ) from None
 
 
 def cpu_weights(model) -> dict:
@@ -264,8 +289,8 @@ def fit(
     best_unsaved = False  # a better epoch since the last checkpoint: best.pt is behind
     start_epoch, wandb_id = 0, None
     if ckpt is not None and (ckpt / STATE_FILE).exists():
-        # On the CPU: the RNG states must stay CPU tensors; load_state_dict moves weights to the device.
-        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=False)
+        # On the CPU (load_checkpoint): the RNG states must stay CPU tensors; load_state_dict moves weights.
+        state = load_checkpoint(ckpt / STATE_FILE)
         _check_resumable(cfg, state["config"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -275,7 +300,7 @@ def fit(
             ema.load_state_dict(state["ema"])
         history, best, wandb_id = state["history"], state["best"], state.get("wandb_id")
         start_epoch = state["epoch"] + 1
-        best_state = torch.load(ckpt / BEST_FILE, map_location="cpu", weights_only=True)
+        best_state = load_checkpoint(ckpt / BEST_FILE)
         _set_rng_state(state["rng"])
     elif ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
@@ -478,8 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     if "gate" in results:
         print(f"mean gate on audio (test): {results['gate']['test_mean']:.3f}")
     if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps({"config": cfg.to_dict(), **results}, indent=1))
+        text = json.dumps({"config": cfg.to_dict(), **results}, indent=1)
+        atomic_write(args.results, lambda tmp: Path(tmp).write_text(text))
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,3 +156,38 @@ def test_a_killed_trials_scratch_folder_is_removed_by_the_next_one_and_a_live_on
         for p in procs:
             p.kill()
             p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("case", ["writable by others", "a link", "another owner"])
+def test_a_scratch_root_another_user_could_have_prepared_is_refused(tmp_path, case):
+    """The scratch root's name is predictable ($TMPDIR/emo-sweeps-scratch-UID): whoever made it first,
+    or may write into it, could plant the checkpoints a trial resumes from. scratch_dir refuses it in
+    one PermissionError line and creates nothing in it."""
+    from emo.paths import scratch_dir
+
+    root = tmp_path / "scratch"
+    if case == "writable by others":
+        root.mkdir(mode=0o777)
+        root.chmod(0o777)  # mkdir's mode is cut by the umask
+        expect = "is writable by other users (mode 777)"
+    elif case == "a link":
+        (tmp_path / "elsewhere").mkdir()
+        root.symlink_to(tmp_path / "elsewhere")
+        expect = "is not a folder (a link, or a file)"
+    else:
+        if os.getuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        root.mkdir(mode=0o700)
+        os.chown(root, 4242, 4242)
+        expect = "is owned by uid 4242, not by this user (uid 0)"
+    with pytest.raises(PermissionError, match=f"^scratch folder {root} {re.escape(expect)}: another user"):
+        with scratch_dir("t-", root):
+            pass
+    assert list(root.iterdir()) == []
+
+
+def test_a_new_scratch_root_is_private(tmp_path):
+    from emo.paths import scratch_dir
+
+    with scratch_dir("t-", tmp_path / "new") as d:
+        assert d.parent == tmp_path / "new" and (d.parent.stat().st_mode & 0o077) == 0

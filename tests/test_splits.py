@@ -137,3 +137,20 @@ def test_train_config_rejects_bad_folds(changes, message):
 
     with pytest.raises(ValueError, match=message):
         TrainConfig(**changes)
+
+
+def test_an_overlapping_actor_split_is_an_error_even_under_python_O():
+    """The disjointness check is code, not an assert that `python -O` strips."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from emo.data.splits import _by_actor, SplitError\n"
+        "try:\n"
+        "    _by_actor(np.arange(1, 5), [1, 2], [2], [3, 4])\n"
+        "except SplitError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "actor split overlaps: actor(s) [2] in both train and val", out

@@ -180,27 +180,67 @@ def test_cli_bad_values_fail_cleanly(args, bad_value_runs):
 
 
 def test_imagenet_weights_without_internet_fail_in_one_line(tmp_path, monkeypatch, capsys):
-    """No internet here: torchvision's download fails for real, before the data loads (the data root
-    does not even exist), and main() reports it as one error line. An empty TORCH_HOME makes sure the
-    download is tried; a 10 s socket timeout keeps a silently dropped connection from hanging."""
+    """torchvision's download is made to fail the way it does without the internet (every outgoing
+    connection refused, wherever this test runs), before the data loads (the data root does not even
+    exist), and main() reports it as one error line. An empty TORCH_HOME makes sure the download is tried."""
     import socket
 
     from emo.train import main
 
+    def no_internet(address, *args, **kwargs):
+        raise ConnectionRefusedError(f"[Errno 111] Connection refused (test: no internet to {address[0]})")
+
+    monkeypatch.setattr(socket, "create_connection", no_internet)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(10)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main(["--fusion", "video", "--video_weights", "imagenet", "--data_root", str(tmp_path / "no-data")])
-    finally:
-        socket.setdefaulttimeout(timeout)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--fusion", "video", "--video_weights", "imagenet", "--data_root", str(tmp_path / "no-data")])
     err = capsys.readouterr().err
-    if list((tmp_path / "torch").rglob("*.pth")):
-        pytest.skip("the ImageNet weights downloaded: this machine has the internet")
     assert exit_.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: ImageNet weights for ResNet18 could not be downloaded (")
+    assert "test: no internet" in err and not list((tmp_path / "torch").rglob("*.pth"))
     assert err.endswith("): needs the internet once, or use --video_weights none\n"), err
+
+
+class _Planted:
+    """What an attacker with write access to a checkpoint folder would leave: unpickling it runs a command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("planted", ["state.pt", "best.pt"])
+def test_a_planted_pickle_in_the_checkpoint_folder_is_refused_in_one_line(tiny_demo, tmp_path, planted, capsys):
+    """A trial resumes from checkpoints read back from shared storage or a scratch folder. Every
+    checkpoint is loaded with weights_only=True: the planted file's command never runs, and the run
+    stops with one error line naming the file and what it held."""
+    from emo.train import main
+
+    ckpt, marker = tmp_path / "ckpt", tmp_path / "pwned"
+    argv = ["--preset", "demo", "--fusion", "audio", "--epochs", "2", "--embed_dim", "32",
+            "--data_root", str(tiny_demo.root), "--checkpoint_dir", str(ckpt)]  # fmt: skip
+    cfg = TrainConfig(data_root=str(tiny_demo.root), preset="demo", fusion="audio", epochs=2, embed_dim=32)
+    with pytest.raises(Interrupted):  # a real run's checkpoint after epoch 1, then one file swapped
+        fit(cfg, tiny_demo, checkpoint_dir=ckpt, report=_stop_after_epoch_1)
+    torch.save({"model": _Planted(marker)}, ckpt / planted)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    text = capsys.readouterr().err
+    assert not marker.exists(), "the planted command ran"
+    assert exit_.value.code == 2 and "Traceback" not in text and text.count("error:") == 1, text[-3000:]
+    err = text.splitlines()[-1]  # the one line after the feature extraction's progress bar
+    assert err.startswith(f"error: refusing to load checkpoint {ckpt / planted}: it holds more than tensors")
+    assert "GLOBAL posix.system" in err or "GLOBAL os.system" in err, err
+
+
+def _stop_after_epoch_1(metrics, _ckpt):
+    if metrics["epoch"] == 1:
+        raise Interrupted
 
 
 def test_emo_never_imports_ray():

@@ -1,7 +1,7 @@
 """Train / validation / test splits: actor-independent (the honest one), k-fold over actors, stratified.
 
 All return index arrays into the rows they were given. Under `actor`, the train, val and test actors
-are disjoint (asserted): no speaker's voice or face is seen in training and then tested on.
+are disjoint (checked, also under `python -O`): no speaker's voice or face is seen in training and then tested on.
 """
 
 from __future__ import annotations
@@ -43,7 +43,12 @@ def _part_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int,
 
 
 def _by_actor(actors: np.ndarray, train: list[int], val: list[int], test: list[int]) -> Split:
-    assert not (set(train) & set(val) or set(train) & set(test) or set(val) & set(test)), "actor overlap"
+    # A real check, not an assert: `python -O` strips asserts, and an overlap would silently score a
+    # model on voices and faces it was trained on.
+    parts = {"train": set(train), "val": set(val), "test": set(test)}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        if parts[a] & parts[b]:
+            raise SplitError(f"actor split overlaps: actor(s) {sorted(parts[a] & parts[b])} in both {a} and {b}")
     idx = {
         name: np.flatnonzero(np.isin(actors, part)).astype(np.int64)
         for name, part in (("train", train), ("val", val), ("test", test))
