@@ -14,9 +14,11 @@ prints a leaderboard and writes STORAGE/NAME/results.parquet (one row per trial)
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -142,6 +144,10 @@ def resolve(argv: list[str] | None) -> dict:
     parser, fields = build_parser()
     args = parser.parse_args(argv)
     check_address(args.address)
+    if args.name is not None:
+        check_name(args.name)
+    if not joins_cluster(args.address):
+        check_dashboard_host(args.dashboard_host)
     base = given(args, fields)
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
@@ -379,6 +385,59 @@ def check_address(address: str | None) -> None:
             "RAY_AUTH_MODE=token ray job submit --address http://HEAD:8265 --working-dir . -- "
             "python -m sweeps.run ... (README: On a cluster)"
         )
+
+
+# A sweep's name is one folder under --storage-path, never a path: "../x" or "/x" would write elsewhere.
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_name(name: str) -> None:
+    if not _NAME.fullmatch(name) or set(name) == {"."}:
+        fail(
+            f"--name {name!r}: a sweep's name is one folder under --storage-path, made of letters, digits, "
+            "'.', '_' and '-' (not '.' or '..')"
+        )
+
+
+def local_token_auth() -> bool:
+    """Whether a Ray started here uses token authentication: Ray 2.60's ray.init turns it on for a new
+    local cluster unless RAY_AUTH_MODE says otherwise (ray._private.authentication)."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    return mode is None or mode.lower() == "token"
+
+
+def check_dashboard_host(host: str) -> None:
+    """The dashboard of a Ray started here runs anyone's code for whoever reaches it (CVE-2023-48022):
+    off loopback it needs token authentication (refused without), and even with it, say so once."""
+    if _loopback(host):
+        if not local_token_auth():
+            print(
+                "warning: RAY_AUTH_MODE=disabled: the Ray started here has no authentication; any process "
+                "on this machine can submit code to it. That setting is only for joining (--address) a "
+                "cluster that was started without token authentication.",
+                file=sys.stderr,
+            )
+        return
+    if not local_token_auth():
+        fail(
+            f"--dashboard-host {host} with token authentication off (RAY_AUTH_MODE="
+            f"{os.environ.get('RAY_AUTH_MODE')}): anyone who reaches the port could run code on this machine; "
+            "keep the dashboard on 127.0.0.1 (reach it through an SSH tunnel) or leave RAY_AUTH_MODE unset"
+        )
+    print(
+        f"warning: the Ray dashboard listens on {host}, reachable from other machines; only the token in "
+        "~/.ray/auth_token stands between them and running code here. Prefer 127.0.0.1 and an SSH tunnel.",
+        file=sys.stderr,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def token_auth_for_address(argv: list[str]) -> None:

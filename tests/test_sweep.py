@@ -513,6 +513,12 @@ def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
         (["gated", "--max-failures", "-2"], "error: --max-failures must be >= 0 (or -1: retry forever), got -2"),
         ([], "name a method to sweep"),
         (["gated", "--address", "ray://head:10001"], "(Ray Client) is not supported; run the driver on the cluster"),
+        # A name is one folder under --storage-path: nothing that would write outside it.
+        (["gated", "--name", "../x"], "--name '../x': a sweep's name is one folder under --storage-path"),
+        (["gated", "--name", "/tmp/x"], "--name '/tmp/x': a sweep's name is one folder"),
+        (["--resume", "--name", ".."], "--name '..': a sweep's name is one folder"),
+        (["gated", "--name", "a/b"], "--name 'a/b': a sweep's name is one folder"),
+        (["gated", "--name", "my sweep"], "--name 'my sweep': a sweep's name is one folder"),
     ],
 )
 def test_cli_mistakes_are_one_line_errors(argv, message, capsys):
@@ -524,6 +530,33 @@ def test_cli_mistakes_are_one_line_errors(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err, err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1, err
+
+
+def test_a_dashboard_off_loopback_is_refused_without_token_auth_and_warned_once_with_it(monkeypatch, capsys):
+    """A Ray dashboard runs code for whoever reaches it. Off loopback with token authentication off:
+    one error line, before Ray starts. With it on (Ray's default for a local start): one warning.
+    RAY_AUTH_MODE=disabled on loopback is warned about too: it is only for joining such a cluster."""
+    from sweeps.run import main, resolve
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(SystemExit) as e:
+        main(["gated", "--dashboard-host", "0.0.0.0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --dashboard-host 0.0.0.0 with token authentication off (RAY_AUTH_MODE=disabled)")
+    resolve(["gated"])
+    assert capsys.readouterr().err.startswith("warning: RAY_AUTH_MODE=disabled: the Ray started here has no auth")
+    resolve(["gated", "--dashboard-host", "0.0.0.0", "--address", "10.0.0.1:6379"])  # joins: starts no dashboard
+    assert capsys.readouterr().err == ""
+
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    for host in ("0.0.0.0", "::", "10.1.2.3", "head.example.org"):
+        resolve(["gated", "--dashboard-host", host])
+        err = capsys.readouterr().err
+        assert err.count("warning:") == 1 and f"listens on {host}, reachable from other machines" in err, err
+    for host in ("127.0.0.1", "127.0.1.1", "::1", "localhost"):
+        resolve(["gated", "--dashboard-host", host])
+        assert capsys.readouterr().err == "", host
 
 
 def test_cli_errors_print_one_line_and_no_traceback(tmp_path):
