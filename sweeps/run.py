@@ -241,6 +241,9 @@ def gpu_share(given: float | None, cluster_gpus: float, joined: bool) -> float:
     return 0.0
 
 
+DRIVER_ONLY_ENV = ("WANDB_API_KEY",)
+
+
 def _start_ray(args) -> tuple[bool, str | None]:
     """Join `--address` (or RAY_ADDRESS) or start Ray here, with the dashboard on loopback. Returns
     (started here, URL)."""
@@ -250,7 +253,13 @@ def _start_ray(args) -> tuple[bool, str | None]:
         ctx = ray.init(address=args.address, log_to_driver=True)
         started = False
     else:
-        ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host)
+        # Ray's processes started here inherit this process's environment, and every trial's worker
+        # inherits theirs. The W&B key is the driver's alone (no trial talks to W&B): keep it out.
+        hidden = {k: os.environ.pop(k) for k in DRIVER_ONLY_ENV if k in os.environ}
+        try:
+            ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host)
+        finally:
+            os.environ.update(hidden)
         started = True
     url = getattr(ctx, "dashboard_url", None)
     return started, (f"http://{url}" if url and "://" not in url else url)

@@ -50,7 +50,8 @@ def open_to_the_world(config: dict) -> list[str]:
     """Inbound rules the config adds beyond SSH from a narrow CIDR, and a dashboard off loopback."""
     problems = []
     for rule in config["provider"].get("security_group", {}).get("IpPermissions", []):
-        cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])] + [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
+        cidrs = [r.get("CidrIp") for r in rule.get("IpRanges", [])]
+        cidrs += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", [])]
         if (rule.get("FromPort"), rule.get("ToPort")) != (22, 22):
             problems.append(f"port {rule.get('FromPort')}-{rule.get('ToPort')} opened")
         problems += [f"SSH from {c}" for c in cidrs if c in ("0.0.0.0/0", "::/0")]
