@@ -152,6 +152,7 @@ def resolve(argv: list[str] | None) -> dict:
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
+        check_name(str(saved.get("name")))  # sweep.json names the folders the restored sweep writes to
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
@@ -421,9 +422,9 @@ def check_dashboard_host(host: str) -> None:
     if _loopback(host):
         if not local_token_auth():
             print(
-                "warning: RAY_AUTH_MODE=disabled: the Ray started here has no authentication; any process "
-                "on this machine can submit code to it. That setting is only for joining (--address) a "
-                "cluster that was started without token authentication.",
+                f"warning: RAY_AUTH_MODE={os.environ.get('RAY_AUTH_MODE')}: the Ray started here has no "
+                "authentication; any process on this machine can submit code to it. That setting is only "
+                "for joining (--address) a cluster that was started without token authentication.",
                 file=sys.stderr,
             )
         return
