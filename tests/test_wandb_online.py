@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.fake_wandb import FakeWandb
+from tests.keysearch import search
 from tests.test_sweep import SWEEP_DATA
 
 FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "y" * 4  # 40 characters, like a real W&B key
@@ -33,6 +34,7 @@ def online(tiny_demo, tmp_path_factory):
     online, as for a user who has a key. Just before the driver stops Ray, the job table (from the GCS
     and from the dashboard's /api/jobs/) and a Ray worker's view of WANDB_API_KEY are taken."""
     import ray
+    import wandb
 
     from sweeps.run import main
 
@@ -70,7 +72,13 @@ def online(tiny_demo, tmp_path_factory):
             env.setenv(k, v)
         env.setattr(ray, "init", init)
         env.setattr(ray, "shutdown", shutdown)
-        rc = main(argv)
+        # W&B keeps its settings (the server address among them) in a process-wide singleton made at
+        # the first wandb.init; earlier tests in this process made one for the real, offline W&B.
+        wandb.teardown()
+        try:
+            rc = main(argv)
+        finally:
+            wandb.teardown()  # and the next test's W&B does not inherit this stand-in server
     return {"rc": rc, "fake": fake, "tmp": tmp, **seen}
 
 
@@ -93,14 +101,9 @@ def test_an_online_sweep_logs_every_trial_to_the_backend_with_the_key(online):
 def test_the_key_is_in_no_file_nor_the_job_table_nor_a_trials_environment(online):
     tmp = online["tmp"]
     roots = [tmp / "runs", tmp / "wandb-home", online["session"]]
-    checked = []
-    for root in roots:
-        assert root.is_dir(), root
-        for f in root.rglob("*"):
-            if f.is_file() and not f.is_symlink() and not f.name.endswith(".sock"):
-                data = f.read_bytes()
-                assert not any(k in data for k in KEY_FORMS), f
-                checked.append(f)
+    assert all(root.is_dir() for root in roots), roots
+    hits, checked = search(roots, KEY_FORMS)
+    assert hits == []
     assert not (tmp / "netrc").exists()
     for table in ("gcs_jobs", "api_jobs"):
         assert online[table] and FAKE_KEY not in online[table], table
