@@ -152,7 +152,7 @@ def resolve(argv: list[str] | None) -> dict:
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
-        check_name(str(saved.get("name")))  # sweep.json names the folders the restored sweep writes to
+        check_name(str(saved.get("name")), f"the name in {SWEEP_FILE}")  # the folders the restored sweep writes to
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
@@ -401,10 +401,10 @@ def check_address(address: str | None) -> None:
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, what: str = "--name") -> None:
     if not _NAME.fullmatch(name) or set(name) == {"."}:
         fail(
-            f"--name {name!r}: a sweep's name is one folder under --storage-path, made of letters, digits, "
+            f"{what} {name!r}: a sweep's name is one folder under --storage-path, made of letters, digits, "
             "'.', '_' and '-' (not '.' or '..')"
         )
 

@@ -580,6 +580,19 @@ def test_cli_errors_print_one_line_and_no_traceback(tmp_path):
         assert [line for line in res.stderr.splitlines() if line.startswith("error:")], res.stderr
 
 
+def test_resume_refuses_a_sweep_json_whose_name_leaves_the_storage_folder(tmp_path, capsys):
+    """sweep.json names the folders a restored sweep writes to: an edited one cannot point outside."""
+    from sweeps.run import main
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"name": "../elsewhere", "methods": ["gated"]}))
+    with pytest.raises(SystemExit) as e:
+        main(["--resume", "--name", "s", "--storage-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert err.startswith("error: the name in sweep.json '../elsewhere': a sweep's name is one folder"), err
+
+
 def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
     from sweeps.run import _write_sweep
 
