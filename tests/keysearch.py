@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+# A recognisable stand-in for a W&B API key (40 characters, like a real one), for the tests that look
+# for it in everything a run wrote.
+FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4
+
 
 def _installed_packages(path: Path) -> bool:
     """Files of a virtual environment's site-packages: under `uv run`, Ray builds one for the workers

@@ -180,7 +180,7 @@ def test_a_scratch_root_another_user_could_have_prepared_is_refused(tmp_path, ca
         root.mkdir(mode=0o700)
         os.chown(root, 4242, 4242)
         expect = "is owned by uid 4242, not by this user (uid 0)"
-    with pytest.raises(PermissionError, match=f"^scratch folder {root} {re.escape(expect)}: another user"):
+    with pytest.raises(PermissionError, match=f"^{re.escape(f'scratch folder {root} {expect}')}: another user"):
         with scratch_dir("t-", root):
             pass
     assert list(root.iterdir()) == []

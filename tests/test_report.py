@@ -19,12 +19,11 @@ import pytest
 
 from sweeps import analysis as A
 from sweeps.report_html import RANKING_COLUMNS, pct, text_table
-from tests.keysearch import search
+from tests.keysearch import FAKE_KEY, search
 from tests.test_sweep import SWEEP_DATA as SWEEP_FLAGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_DATA = [*SWEEP_FLAGS, "--embed_dim", "32"]
-FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4  # 40 characters, like a real W&B key
 CHECKLIST_ITEMS = [
     "audio-only Macro-F1 > 65%",
     "video-only Macro-F1 > 73%",

@@ -14,6 +14,7 @@ import torch
 from emo.config import FUSIONS, TrainConfig
 from emo.data.labels import class_names
 from emo.train import METRIC, fit, parse_config
+from tests.keysearch import FAKE_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 # Small and quick: light audio CNN, 64-wide embeddings; the model code is the real one. SpecAugment's
@@ -223,7 +224,7 @@ def test_a_planted_pickle_in_the_checkpoint_folder_is_refused_in_one_line(tiny_d
     ckpt, marker = tmp_path / "ckpt", tmp_path / "pwned"
     argv = ["--preset", "demo", "--fusion", "audio", "--epochs", "2", "--embed_dim", "32",
             "--data_root", str(tiny_demo.root), "--checkpoint_dir", str(ckpt)]  # fmt: skip
-    cfg = TrainConfig(data_root=str(tiny_demo.root), preset="demo", fusion="audio", epochs=2, embed_dim=32)
+    cfg, _ = parse_config(argv)  # the run main() resumes: the same settings, or it would refuse them
     with pytest.raises(Interrupted):  # a real run's checkpoint after epoch 1, then one file swapped
         fit(cfg, tiny_demo, checkpoint_dir=ckpt, report=_stop_after_epoch_1)
     torch.save({"model": _Planted(marker)}, ckpt / planted)
@@ -248,9 +249,6 @@ def test_emo_never_imports_ray():
     code = "import sys, emo, emo.train, emo.models, emo.tracking, emo.data; print(sorted({'ray', 'wandb'} & set(sys.modules)))"  # noqa: E501
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr[-2000:])
-
-
-FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "x" * 4  # 40 characters, like a real W&B key
 
 
 @pytest.fixture(scope="module")

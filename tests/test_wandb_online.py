@@ -15,10 +15,9 @@ import pandas as pd
 import pytest
 
 from tests.fake_wandb import FakeWandb
-from tests.keysearch import search
+from tests.keysearch import FAKE_KEY, search
 from tests.test_sweep import SWEEP_DATA
 
-FAKE_KEY = "emofakekey" + "0123456789abcdef" * 2 + "y" * 4  # 40 characters, like a real W&B key
 # How the key travels to the backend (HTTP basic auth, user "api"): a file holding this holds the key.
 KEY_FORMS = (FAKE_KEY.encode(), base64.b64encode(f"api:{FAKE_KEY}".encode()))
 
