@@ -76,6 +76,7 @@ def run_one(job: dict) -> dict:
         "epochs_run": res["epochs_run"],
         "best_epoch": res["best_epoch"],
         "best_val_f1": res["val/f1"],
+        "precision": res["precision"],
         "epochs_to_90": epochs_to_90(val),
         "s_per_epoch": statistics.median(h["time/epoch_s"] for h in hist),
         "val_f1": val,

@@ -139,6 +139,7 @@ class TrainConfig:
     class_balance: bool = True  # weight the training loss by inverse class frequency (4 classes: 12/8/32/8)
     seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
     device: str = "auto"  # auto: cuda if available, else cpu
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast; auto: bf16 on CUDA and on CPUs with native bf16
     # Checkpoints (with --checkpoint_dir, and every sweep trial): at RAVDESS size a checkpoint costs
     # ~0.5 s (BENCHMARKS.md), a quarter of a fast GPU epoch. A retry or resume repeats at most
     # checkpoint_every - 1 epochs, ending the same.
@@ -155,6 +156,7 @@ class TrainConfig:
         _check_choice(self, "video_weights", ("none", "imagenet"))
         _check_choice(self, "video_backbone", ("resnet18", "light"))
         _check_choice(self, "video_norm", ("imagenet", "clip"))
+        _check_choice(self, "precision", ("auto", "fp32", "bf16"))
         if not 0 <= self.video_augment < 1:
             raise ValueError(f"video_augment must be in [0, 1), got {self.video_augment!r}")
         if self.video_weights != "none" and self.video_backbone != "resnet18":

@@ -334,3 +334,20 @@ def test_fold_trains_and_tests_on_that_folds_actors(tiny_demo):
         res = fit(TrainConfig(fusion="audio", epochs=1, folds=2, fold=i, **FAST), tiny_demo)
         assert res["split"]["test_actors"] == folds[i].test_actors
         assert set(tiny_demo.actors[res["test/recordings"]].tolist()) == set(folds[i].test_actors)
+
+
+def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(tiny_demo, monkeypatch):
+    from emo.train import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert autocast_dtype("auto", cpu) is (torch.bfloat16 if native else None)
+    # bf16 really autocasts the forward pass on a CPU: the same seed trains to another curve, still finite
+    cfg = TrainConfig(fusion="gated", epochs=1, device="cpu", **FAST)
+    f32, b16 = fit(cfg.replace(precision="fp32"), tiny_demo), fit(cfg.replace(precision="bf16"), tiny_demo)
+    assert (f32["precision"], b16["precision"]) == ("fp32", "bf16")
+    assert _curve(f32) != _curve(b16) and np.isfinite(b16["history"][0]["train/loss"])
