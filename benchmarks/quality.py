@@ -28,6 +28,7 @@ from pathlib import Path
 
 from benchmarks.common import report, table
 from emo.config import FUSIONS, TrainConfig
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH16K = ROOT.parent / "shared" / "ravdess" / "speech16k"
@@ -66,7 +67,7 @@ def run_one(job: dict) -> dict:
     t0 = time.perf_counter()
     res = fit(cfg, data)
     hist = res["history"]
-    val = [h["val/f1"] for h in hist]
+    val = [h[EPOCH_VAL_F1] for h in hist]
     return {
         **{k: job[k] for k in ("set", "method", "num_classes", "fold", "seed")},
         "test_f1": res["test/f1"],
@@ -75,7 +76,7 @@ def run_one(job: dict) -> dict:
         "collapsed": collapsed(res["test/pred"], cfg.num_classes),
         "epochs_run": res["epochs_run"],
         "best_epoch": res["best_epoch"],
-        "best_val_f1": res["val/f1"],
+        OBJECTIVE_COLUMN: res[EPOCH_VAL_F1],
         "precision": res["precision"],
         "epochs_to_90": epochs_to_90(val),
         "s_per_epoch": statistics.median(h["time/epoch_s"] for h in hist),

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmarks.common import report, table
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
 from sweeps.run import DEFAULTS, DEMO_BUDGET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def fresh(ns) -> None:
             rows.append([f"`{label}`", f"{took:.0f}"])
             print(f"{label}: {took:.0f} s", flush=True)
         (found,) = (repo / "runs").glob("*/results.parquet")
-        best = pd.read_parquet(found)["best_val_f1"].max()
+        best = pd.read_parquet(found)[OBJECTIVE_COLUMN].max()
     rows.append(["total", f"{total:.0f}"])
     notes = (
         f"A clean clone of {commit.stdout.strip()}, a new virtual environment for pip, empty `UV_CACHE_DIR` and "
@@ -105,7 +106,7 @@ def demo(ns) -> None:
                     len(df),
                     int(df["epochs"].sum()),
                     f"{(df['status'] == 'pruned').sum()}",
-                    f"{df['best_val_f1'].max():.3f}",
+                    f"{df[OBJECTIVE_COLUMN].max():.3f}",
                     _spread(df["start_overhead_s"]),
                     _spread(df["setup_s"]),
                     f"{trained:.0f}",
@@ -142,7 +143,7 @@ def _early_vs_final(df: pd.DataFrame, epochs: list[int]) -> dict[int, tuple[floa
     curves = []
     for path in df["path"]:
         lines = Path(path, "result.json").read_text().splitlines()
-        curves.append([json.loads(line)["best/val_f1"] for line in lines])
+        curves.append([json.loads(line)[OBJECTIVE] for line in lines])
     final = pd.Series([c[-1] for c in curves])
     out = {}
     for e in epochs:
@@ -154,9 +155,9 @@ def _early_vs_final(df: pd.DataFrame, epochs: list[int]) -> dict[int, tuple[floa
 BASELINE = "fifo+random"
 # What ASHA could compare at a rung, each computed from a trial's per-epoch results (result.json).
 SIGNALS = {
-    "val/f1 (the epoch's)": lambda rows: [r["val/f1"] for r in rows],
-    "best/val_f1 (best so far)": lambda rows: [r["best/val_f1"] for r in rows],
-    "val/f1, mean of last 2": lambda rows: _trailing_mean([r["val/f1"] for r in rows], 2),
+    "val/f1 (the epoch's)": lambda rows: [r[EPOCH_VAL_F1] for r in rows],
+    "best/val_f1 (best so far)": lambda rows: [r[OBJECTIVE] for r in rows],
+    "val/f1, mean of last 2": lambda rows: _trailing_mean([r[EPOCH_VAL_F1] for r in rows], 2),
     "-val/loss": lambda rows: [-r["val/loss"] for r in rows],
 }
 
@@ -199,11 +200,11 @@ def asha_replays(runs: list[list[list[dict]]], graces: list[int], rf: int, max_t
         for grace in graces:
             stopped, loss, fifo_epochs, asha_epochs = 0, [], 0, 0
             for results in runs:
-                final = [r[-1]["best/val_f1"] for r in results]
+                final = [r[-1][OBJECTIVE] for r in results]
                 ran = replay_asha([signal(r) for r in results], grace, rf, max_t)
                 best = max(range(len(final)), key=final.__getitem__)
                 stopped += ran[best] < max_t
-                kept = max(r[n - 1]["best/val_f1"] for r, n in zip(results, ran, strict=True))
+                kept = max(r[n - 1][OBJECTIVE] for r, n in zip(results, ran, strict=True))
                 loss.append(100 * (kept - final[best]))
                 fifo_epochs += sum(len(r) for r in results)
                 asha_epochs += sum(ran)
@@ -232,11 +233,11 @@ def efficiency(ns) -> None:
                     asha = got[arm][0].attrs["sweep"]
             base, base_wall = got[BASELINE]
             fifo_runs.append(trial_curves(base))  # read now: the sweeps' folder is temporary
-            rec = {"seed": seed, "base": (int(base["epochs"].sum()), float(base["best_val_f1"].max())), "arms": {}}
+            rec = {"seed": seed, "base": (int(base["epochs"].sum()), float(base[OBJECTIVE_COLUMN].max())), "arms": {}}
             rows.append([seed, BASELINE, rec["base"][0], "1.00x", f"{base_wall:.0f}", f"{rec['base'][1]:.3f}", ""])
             for arm in arms:
                 df, wall = got[arm]
-                ep, best = int(df["epochs"].sum()), float(df["best_val_f1"].max())
+                ep, best = int(df["epochs"].sum()), float(df[OBJECTIVE_COLUMN].max())
                 rec["arms"][arm] = (ep, best)
                 rows.append([seed, arm, ep, f"{rec['base'][0] / ep:.2f}x", f"{wall:.0f}", f"{best:.3f}",
                              f"{100 * (best - rec['base'][1]):+.1f}"])  # fmt: skip

@@ -32,12 +32,11 @@ from emo.config import DEMO_TRAIN, OPERATIONAL_FIELDS, TrainConfig
 from emo.data.cache import load_data
 from emo.data.labels import class_names
 from emo.data.splits import make_split
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE
 from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
 from emo.models import build_model
 from emo.paths import atomic_write
 
-# The metric early stopping, sweeps and the report select on. Defined once.
-METRIC = "val/f1"
 STATE_FILE = "state.pt"  # everything needed to resume, written every `checkpoint_every` epochs
 BEST_FILE = "best.pt"  # the model weights at the best validation epoch
 
@@ -353,11 +352,11 @@ def fit(
                 "train/loss": tr["loss"],
                 "val/loss": va["loss"],
                 "train/f1": tr["f1"],
-                "val/f1": va["f1"],
+                EPOCH_VAL_F1: va["f1"],
                 "train/acc": tr["acc"],
                 "val/acc": va["acc"],
                 "lr": lr,
-                "best/val_f1": best["f1"],
+                OBJECTIVE: best["f1"],
                 "best/epoch": best["epoch"] + 1,
                 "time/epoch_s": time.perf_counter() - t0,
                 "stopped_early": stopped_early,  # this was the last epoch: no val improvement for `patience`
@@ -386,7 +385,7 @@ def fit(
             "epochs_run": len(history),
             "stopped_early": stopped_early,
             "best_epoch": best["epoch"] + 1,
-            METRIC: best["f1"],
+            EPOCH_VAL_F1: best["f1"],  # the best epoch's: the weights tested and kept
             "precision": "bf16" if autocast_dtype(cfg.precision, device) == torch.bfloat16 else "fp32",
             "split": {
                 **split.sizes(),
@@ -515,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataRootError, FloatingPointError) as e:
         fail(str(e))
     print(
-        f"best epoch {results['best_epoch']}: val Macro-F1 {results[METRIC]:.3f}; "
+        f"best epoch {results['best_epoch']}: val Macro-F1 {results[EPOCH_VAL_F1]:.3f}; "
         f"test Macro-F1 {results['test/f1']:.3f}, accuracy {results['test/acc']:.3f}"
     )
     print("test per-class F1: " + ", ".join(f"{k} {v:.2f}" for k, v in results["test/per_class_f1"].items()))

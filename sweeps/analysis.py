@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from emo.metric_names import OBJECTIVE_COLUMN
+
 BASELINE = "video"
 BEST, RECIPE = "best", "recipe"
 NO_MODALITY_DROPOUT = "modality_dropout=0"
@@ -103,7 +105,7 @@ def ranking(rows: list[dict], selection: dict[str, dict]) -> list[dict]:
             "variant": variant,
             "runs": len(runs),
             "failed": len(all_runs) - len(runs),
-            "selection_val_f1": selection.get(m, {}).get("best_val_f1"),
+            "selection_val_f1": selection.get(m, {}).get(OBJECTIVE_COLUMN),
             "confirm_val_f1": mean_std(r["val_f1"] for r in runs)[0],
             "test_f1": f1,
             "test_f1_std": f1_sd,

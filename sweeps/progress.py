@@ -6,7 +6,8 @@ import time
 
 from ray.tune import Callback
 
-from sweeps.trainable import OBJECTIVE, checkpoint_epoch
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE
+from sweeps.trainable import checkpoint_epoch
 
 # trial id -> seconds from the trial's start (as the driver saw it) to its first epoch's start, for
 # the trials this driver process saw start. Module-level: a Tuner restored after a crash brings a
@@ -38,7 +39,7 @@ class Progress(Callback):
             START_OVERHEAD_S[trial.trial_id] = took
         print(
             f"{self._head(trial)} epoch {result.get('epoch', '?')}/{self.max_epochs}  "
-            f"val/f1 {result.get('val/f1', float('nan')):.3f}  best {result.get(OBJECTIVE, float('nan')):.3f}  "
+            f"val/f1 {result.get(EPOCH_VAL_F1, float('nan')):.3f}  best {result.get(OBJECTIVE, float('nan')):.3f}  "
             f"{result.get('time/epoch_s', float('nan')):.1f}s",
             flush=True,
         )

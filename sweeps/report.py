@@ -31,6 +31,7 @@ from pathlib import Path
 import sweeps  # noqa: F401  (Ray's environment defaults, before ray is imported)
 from emo.cli import Parser, add_flag, fail
 from emo.config import OPERATIONAL_FIELDS, TrainConfig
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
 from emo.paths import atomic_write
 from sweeps import analysis as A
 
@@ -119,7 +120,7 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
     for s in sweeps_:
         fixed = s["sweep"]["fixed"]
         for t in s["trials"]:
-            m, score = t["method"], t["best_val_f1"]
+            m, score = t["method"], t[OBJECTIVE_COLUMN]
             if t["status"] == "error" or score is None:
                 continue
             diverged = t["status"] == "diverged"  # scored until it diverged: importance yes, selection no
@@ -128,11 +129,11 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
             config = json.loads(t["config"])
             params = {k: config.get(k) for k in get_space(m).pin(fixed).params}
             trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"]["name"]})
-            if not diverged and (m not in best or score > best[m]["best_val_f1"]):
+            if not diverged and (m not in best or score > best[m][OBJECTIVE_COLUMN]):
                 best[m] = {
                     "sweep": s["sweep"]["name"],
                     "trial_id": t["trial_id"],
-                    "best_val_f1": score,
+                    OBJECTIVE_COLUMN: score,
                     "best_epoch": t["best_epoch"],
                     "status": t["status"],
                     "epochs": t["epochs"],
@@ -225,7 +226,7 @@ def confirm_row(job: dict, res: dict | None, error: str | None, labels_of, selec
         "num_classes": cfg["num_classes"],
         "status": "ok" if res is not None else "error",
         "error": error,
-        "selection_val_f1": selection.get(job["method"], {}).get("best_val_f1"),
+        "selection_val_f1": selection.get(job["method"], {}).get(OBJECTIVE_COLUMN),
         "config": cfg,
     }
     if res is None:
@@ -235,7 +236,7 @@ def confirm_row(job: dict, res: dict | None, error: str | None, labels_of, selec
     row.update(
         test_f1=res["test/f1"],
         test_acc=res["test/acc"],
-        val_f1=res["val/f1"],
+        val_f1=res[EPOCH_VAL_F1],
         best_epoch=res["best_epoch"],
         epochs_run=res["epochs_run"],
         train_actors=list(split["train_actors"]),
@@ -349,7 +350,7 @@ def analyse(rows: list[dict], best: dict, trials: dict, sweeps_: list[dict], fil
     gated = A.runs_of(rows, "gated")
     gate = A.gate_behaviour(gated, names, gated[0]["config"].get("gate_bias") if gated else None)
     methods = [line["method"] for line in rank]
-    curves = {m: A.curves(A.runs_of(rows, m), ("train/loss", "val/loss", "train/f1", "val/f1")) for m in methods}
+    curves = {m: A.curves(A.runs_of(rows, m), ("train/loss", "val/loss", "train/f1", EPOCH_VAL_F1)) for m in methods}
     curves = {m: c for m, c in curves.items() if c}
     confusion = {}
     for m in methods:
@@ -362,7 +363,7 @@ def analyse(rows: list[dict], best: dict, trials: dict, sweeps_: list[dict], fil
         "ranking": rank,
         "checklist": A.checklist(rows, rank, figures, errors),
         "selection": {
-            m: {k: b[k] for k in ("sweep", "trial_id", "best_val_f1", "best_epoch", "status", "epochs", "searched")}
+            m: {k: b[k] for k in ("sweep", "trial_id", OBJECTIVE_COLUMN, "best_epoch", "status", "epochs", "searched")}
             for m, b in best.items()
         },
         "importance": importance,

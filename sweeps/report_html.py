@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
 from sweeps import analysis as A
 from sweeps.results import short
 
@@ -100,7 +101,7 @@ def figures(summary: dict, folder: Path) -> dict[str, Path]:
         for k, style in (("train/loss", "-"), ("val/loss", "--")):
             if k in c:
                 axes[0].plot(range(1, len(c[k]) + 1), c[k], style, label=k)
-        for k, style in (("train/f1", "-"), ("val/f1", "--")):
+        for k, style in (("train/f1", "-"), (EPOCH_VAL_F1, "--")):
             if k in c:
                 axes[1].plot(range(1, len(c[k]) + 1), c[k], style, label=k)
         axes[0].set_title(f"{m}: loss", fontsize=9)
@@ -291,7 +292,7 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
     sel_rows = []
     for m, s in summary["selection"].items():
         params = ", ".join(f"{k}={short(v)}" for k, v in sorted(s["searched"].items()))
-        sel_rows.append([m, s["sweep"], s["trial_id"], pct(s["best_val_f1"]), s["best_epoch"], s["status"], params])
+        sel_rows.append([m, s["sweep"], s["trial_id"], pct(s[OBJECTIVE_COLUMN]), s["best_epoch"], s["status"], params])
     parts.append(_table(("method", "sweep", "trial", "val Macro-F1", "best epoch", "status", "searched values"),
                         sel_rows, "selection"))  # fmt: skip
 

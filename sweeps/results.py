@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
 from emo.paths import atomic_write
 from sweeps.progress import START_OVERHEAD_S
-from sweeps.trainable import OBJECTIVE
 
 STATUSES = ("completed", "early-stopped", "pruned", "diverged", "error")
 
@@ -52,9 +52,9 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
         "status": status,
         "epochs": epochs,
         "max_epochs": max_epochs,
-        "best_val_f1": _num(m.get(OBJECTIVE)),
+        OBJECTIVE_COLUMN: _num(m.get(OBJECTIVE)),
         "best_epoch": _num(m.get("best/epoch")),
-        "val_f1": _num(m.get("val/f1")),
+        "val_f1": _num(m.get(EPOCH_VAL_F1)),
         "val_acc": _num(m.get("val/acc")),
         "val_loss": _num(m.get("val/loss")),
         "train_f1": _num(m.get("train/f1")),
@@ -120,7 +120,7 @@ def leaderboard(rows: list[dict], top: int = 5) -> str:
         by_method.setdefault(r["method"], []).append(r)
 
     def score(r):
-        return r["best_val_f1"] if r["best_val_f1"] is not None else -1.0
+        return r[OBJECTIVE_COLUMN] if r[OBJECTIVE_COLUMN] is not None else -1.0
 
     order = sorted(by_method, key=lambda m: max(score(r) for r in by_method[m]), reverse=True)
     lines = []
@@ -136,7 +136,7 @@ def leaderboard(rows: list[dict], top: int = 5) -> str:
         lines.append(f"  {'rank':>4}  {'trial':<14} {'val F1':>6}  {'epochs':>6}  {'status':<13} config")
         for i, r in enumerate(trials[:top], 1):
             params = " ".join(f"{k[7:]}={short(v)}" for k, v in r.items() if k.startswith("config/"))
-            f1 = f"{r['best_val_f1']:.3f}" if r["best_val_f1"] is not None else "-"
+            f1 = f"{r[OBJECTIVE_COLUMN]:.3f}" if r[OBJECTIVE_COLUMN] is not None else "-"
             lines.append(f"  {i:>4}  {r['trial_id']:<14} {f1:>6}  {r['epochs']:>6}  {r['status']:<13} {params}")
             if r["error"]:
                 lines.append(f"        error: {r['error'].splitlines()[0][:150]}")

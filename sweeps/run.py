@@ -26,6 +26,7 @@ from pathlib import Path
 import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
 from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
 from emo.config import DEMO_TRAIN, TrainConfig
+from emo.metric_names import MODE, OBJECTIVE
 
 SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume continues
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
@@ -288,7 +289,6 @@ def _searcher(sweep: dict, sp, seed: int):
     import optuna
 
     from sweeps.search import PrunedAwareOptunaSearch
-    from sweeps.trainable import OBJECTIVE
 
     n = sweep["num_samples"]
     if sweep["search"] == "random":
@@ -298,7 +298,7 @@ def _searcher(sweep: dict, sp, seed: int):
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n // 4)), constant_liar=True)
     return PrunedAwareOptunaSearch(
         metric=OBJECTIVE,
-        mode="max",
+        mode=MODE,
         sampler=sampler,
         points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
         max_epochs=sweep["max_epochs"],
@@ -318,7 +318,7 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
 
     from search_spaces import get_space
     from sweeps.progress import Progress
-    from sweeps.trainable import OBJECTIVE, TIME_ATTR
+    from sweeps.trainable import TIME_ATTR
 
     sp = get_space(method).pin(sweep["fixed"])
     storage = sweep["storage"]
@@ -360,7 +360,7 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
         param_space={**sp.param_space(), "epochs": sweep["max_epochs"]},
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
-            mode="max",
+            mode=MODE,
             search_alg=_searcher(sweep, sp, seed),
             scheduler=scheduler,
             num_samples=sweep["num_samples"],

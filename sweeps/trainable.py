@@ -18,12 +18,9 @@ import ray
 from ray import tune
 
 from emo.config import TrainConfig
+from emo.metric_names import OBJECTIVE
 from emo.paths import scratch_dir
 
-# The number the searcher maximises and ASHA compares at its rungs: the trial's best validation
-# Macro-F1 so far. It is the score of the weights fit keeps (best.pt) and evaluates on test, and,
-# unlike the last epoch's val/f1, does not punish a trial for one noisy epoch on a small val set.
-OBJECTIVE = "best/val_f1"
 TIME_ATTR = "epoch"  # ASHA's time unit: epochs completed (fit's metric of that name)
 
 

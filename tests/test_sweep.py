@@ -437,9 +437,9 @@ def test_optuna_search_is_seeded():
     """Two searchers built as sweeps.run builds them, with the same seed, propose the same trials
     after the guide's recipe (also with results coming back, so TPE is modelling, not only sampling
     its start-up trials); another seed proposes others."""
+    from emo.metric_names import OBJECTIVE
     from search_spaces import get_space
     from sweeps.run import _searcher
-    from sweeps.trainable import OBJECTIVE
 
     sp = get_space("gated")
     sweep = {"num_samples": 8, "max_epochs": 6, "search": "tpe"}

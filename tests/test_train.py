@@ -13,7 +13,8 @@ import torch
 
 from emo.config import FUSIONS, TrainConfig
 from emo.data.labels import class_names
-from emo.train import METRIC, fit, parse_config
+from emo.metric_names import EPOCH_VAL_F1
+from emo.train import fit, parse_config
 from tests.keysearch import FAKE_KEY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_deterministic_on_cpu(tiny_demo):
     assert _curve(c) != _curve(a)
     # A sweep trial skips the test pass: the same training, and no test numbers at all.
     d = fit(cfg, tiny_demo, evaluate_test=False)
-    assert _curve(d) == _curve(a) and d[METRIC] == a[METRIC]
+    assert _curve(d) == _curve(a) and d[EPOCH_VAL_F1] == a[EPOCH_VAL_F1]
     assert not [k for k in d if k.startswith("test/")] and "gate" not in d
 
 
@@ -128,7 +129,7 @@ def test_gate_statistics_are_reported(tiny_demo):
     res = fit(TrainConfig(fusion="gated", epochs=1, **FAST), tiny_demo)
     assert "gate/train_mean" in res["history"][0] and 0 < res["gate"]["test_mean"] < 1
     assert set(res["gate"]["test_per_class"]) <= set(class_names(8))
-    assert res[METRIC] == max(m["val/f1"] for m in res["history"])
+    assert res[EPOCH_VAL_F1] == max(m[EPOCH_VAL_F1] for m in res["history"])
 
 
 # The training guide's five runs, flags exactly as it writes them.
