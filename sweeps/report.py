@@ -34,6 +34,7 @@ from emo.config import OPERATIONAL_FIELDS, TrainConfig
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
 from emo.paths import atomic_write
 from sweeps import analysis as A
+from sweeps import cluster, store
 
 # Confirmation folds cover the actors the sweep did not validate on (those validate every fold).
 DEMO_FOLDS_SEEDS = (4, 2)  # demo set: 7 actors in 4 folds, 2 seeds: 72 runs, 44 min on 2 cores (examples/demo-report)
@@ -67,35 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- reading the sweeps
 def load_sweep(run_dir: str) -> dict:
     """sweep.json and results.parquet of one sweep folder (local or s3://), or a one-line error."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
-    from sweeps.run import SWEEP_FILE, _storage_fs
-
-    fs, path = _storage_fs(run_dir)
-    info = fs.get_file_info(f"{path}/{SWEEP_FILE}")
-    if info.type != pafs.FileType.File:
-        fail(f"{run_dir} is not a sweep folder (no {SWEEP_FILE}); pass STORAGE/NAME of a sweep")
     try:
-        with fs.open_input_stream(info.path) as f:
-            sweep = json.loads(f.read())
-        sweep["name"], sweep["fixed"]  # noqa: B018  (the keys every later step reads)
-    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
-        fail(f"{run_dir}/{SWEEP_FILE} is unreadable ({type(e).__name__}: {e}); it is not a sweep this code wrote")
-    res = f"{path}/results.parquet"
-    if fs.get_file_info(res).type != pafs.FileType.File:
-        fail(
-            f"{run_dir} has no results.parquet: the sweep has not finished; "
-            f"finish it with: python -m sweeps.run --resume --name {sweep['name']}"
-        )
+        sweep = store.read_sweep(run_dir)
+    except store.NotASweep:
+        fail(f"{run_dir} is not a sweep folder (no {store.SWEEP_FILE}); pass STORAGE/NAME of a sweep")
+    except ValueError as e:
+        fail(str(e))
+    resume = f"python -m sweeps.run --resume --name {sweep['name']}"
     try:
-        with fs.open_input_file(res) as f:
-            trials = pq.read_table(f).to_pylist()
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        fail(
-            f"{run_dir}/results.parquet is unreadable ({type(e).__name__}: {str(e).splitlines()[0]}); "
-            f"write it again from the trials with: python -m sweeps.run --resume --name {sweep['name']}"
-        )
+        trials = store.read_results(run_dir)
+    except store.NotASweep:
+        fail(f"{run_dir} has no {store.RESULTS_FILE}: the sweep has not finished; finish it with: {resume}")
+    except ValueError as e:
+        fail(f"{e}; write it again from the trials with: {resume}")
     return {"dir": run_dir, "sweep": sweep, "trials": trials}
 
 
@@ -206,13 +191,9 @@ def _job_file(out: Path, job: dict) -> Path:
 
 def _confirm(config: dict, data) -> dict:
     """One confirmation run on a Ray worker: fit's results, minus nothing the report needs."""
-    import ray
-    import torch
-
     from emo.train import fit
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    cluster.torch_threads_from_ray()
     return fit(TrainConfig(**config), data)
 
 
@@ -404,9 +385,7 @@ def write_parquet(rows: list[dict], path: Path, meta: dict) -> None:
         for k in ("config", "history", "per_class_f1", "confusion", "gate_per_class"):
             f[k] = json.dumps(A.clean(r.get(k)))
         flat.append(f)
-    from sweeps.results import table_of
-
-    table = table_of(flat).replace_schema_metadata({b"emo.report": A.to_json(meta).encode()})
+    table = store.table_of(flat).replace_schema_metadata({b"emo.report": A.to_json(meta).encode()})
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
@@ -573,12 +552,10 @@ def _log_wandb(summary: dict, figures: dict[str, Path], out: Path, project: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.run import check_address, token_auth_for_address
-
     argv = sys.argv[1:] if argv is None else list(argv)
-    token_auth_for_address(argv)
+    cluster.token_auth_for_address(argv)
     args = build_parser().parse_args(argv)
-    check_address(args.address)
+    cluster.check_address(args.address)
     if args.folds is not None and args.folds < 2:
         fail(f"--folds must be >= 2, got {args.folds}")
     if args.seeds is not None and args.seeds < 1:
@@ -599,9 +576,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from sweeps.run import _start_ray
-
-    started, url = _start_ray(args)
+    started, url = cluster.start_ray(args.address, args.dashboard_host)
     try:
         if url:
             print(f"Ray dashboard: {url}", flush=True)

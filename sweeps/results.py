@@ -11,12 +11,7 @@ import json
 import math
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
-from emo.paths import atomic_write
 from sweeps.progress import START_OVERHEAD_S
 
 STATUSES = ("completed", "early-stopped", "pruned", "diverged", "error")
@@ -78,33 +73,6 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
         v = cfg.get(k)
         row[f"config/{k}"] = v.item() if hasattr(v, "item") else v
     return row
-
-
-def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
-    """Write `data` to STORAGE/relpath, local (atomically: write beside, rename) or a URI such as
-    s3:// (one object PUT, atomic already). Returns where it went."""
-    if "://" in storage_path:
-        fs, root = pafs.FileSystem.from_uri(storage_path)
-        fs.create_dir(f"{root}/{relpath}".rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(f"{root}/{relpath}") as f:
-            f.write(data)
-        return f"{storage_path.rstrip('/')}/{relpath}"
-    return str(atomic_write(Path(storage_path, relpath), lambda tmp: Path(tmp).write_bytes(data)))
-
-
-def table_of(rows: list[dict]) -> pa.Table:
-    """Rows as an Arrow table with the union of their keys (missing values null). `from_pylist` alone
-    takes the first row's keys: the searched keys of every later method were silently dropped."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    return pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in rows])
-
-
-def write_parquet(rows: list[dict], storage_path: str, name: str, metadata: dict) -> str:
-    """results.parquet in the sweep folder, atomically (a reader never sees half a file)."""
-    table = table_of(rows).replace_schema_metadata({b"emo.sweep": json.dumps(metadata, default=str).encode()})
-    buf = pa.BufferOutputStream()
-    pq.write_table(table, buf)
-    return write_storage(storage_path, f"{name}/results.parquet", buf.getvalue().to_pybytes())
 
 
 def short(v) -> str:

@@ -14,10 +14,6 @@ prints a leaderboard and writes STORAGE/NAME/results.parquet (one row per trial)
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
-import math
-import os
 import re
 import sys
 import time
@@ -27,8 +23,8 @@ import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is impo
 from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
 from emo.config import DEMO_TRAIN, TrainConfig
 from emo.metric_names import MODE, OBJECTIVE
+from sweeps import cluster, store
 
-SWEEP_FILE = "sweep.json"  # the sweep's settings, in its folder: what --resume continues
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
 _DEFINING = (
     "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
@@ -107,35 +103,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     return p, fields
 
 
-def _storage_fs(storage_path: str):
-    import pyarrow.fs as pafs
-
-    if "://" in storage_path:
-        return pafs.FileSystem.from_uri(storage_path)
-    return pafs.LocalFileSystem(), str(Path(storage_path).resolve())
-
-
 def _read_sweep(storage_path: str, name: str | None) -> dict:
-    import pyarrow.fs as pafs
-
-    fs, root = _storage_fs(storage_path)
-    if name is None:  # the newest sweep in the storage folder
-        infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        found = [i for i in infos if fs.get_file_info(f"{i.path}/{SWEEP_FILE}").type == pafs.FileType.File]
-        if not found:
-            fail(f"--resume: no sweep found in {storage_path} (a sweep folder holds {SWEEP_FILE}); pass --name")
-        name = max(found, key=lambda i: fs.get_file_info(f"{i.path}/{SWEEP_FILE}").mtime).base_name
-    info = fs.get_file_info(f"{root}/{name}/{SWEEP_FILE}")
-    if info.type != pafs.FileType.File:
-        fail(f"--resume: {storage_path}/{name} holds no sweep (no {SWEEP_FILE}); start one without --resume")
-    with fs.open_input_stream(info.path) as f:
-        return json.loads(f.read())
-
-
-def _write_sweep(storage_path: str, sweep: dict) -> None:
-    from sweeps.results import write_storage
-
-    write_storage(storage_path, f"{sweep['name']}/{SWEEP_FILE}", json.dumps(sweep, indent=1, default=str).encode())
+    """The sweep.json --resume continues: of --name, or of the newest sweep in the storage folder."""
+    name = name or store.newest_sweep(storage_path)
+    if name is None:
+        fail(f"--resume: no sweep found in {storage_path} (a sweep folder holds {store.SWEEP_FILE}); pass --name")
+    try:
+        return store.read_sweep(store.sweep_dir(storage_path, name))
+    except store.NotASweep:
+        fail(f"--resume: {storage_path}/{name} holds no sweep (no {store.SWEEP_FILE}); start one without --resume")
+    except ValueError as e:
+        fail(f"--resume: {e}")
 
 
 def resolve(argv: list[str] | None) -> dict:
@@ -144,16 +122,17 @@ def resolve(argv: list[str] | None) -> dict:
 
     parser, fields = build_parser()
     args = parser.parse_args(argv)
-    check_address(args.address)
+    cluster.check_address(args.address)
     if args.name is not None:
         check_name(args.name)
-    if not joins_cluster(args.address):
-        check_dashboard_host(args.dashboard_host)
+    if not cluster.joins_cluster(args.address):
+        cluster.check_dashboard_host(args.dashboard_host)
     base = given(args, fields)
     flags = {k: getattr(args, k) for k in _DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
-        check_name(str(saved.get("name")), f"the name in {SWEEP_FILE}")  # the folders the restored sweep writes to
+        # the name picks the folders the restored sweep writes to
+        check_name(str(saved.get("name")), f"the name in {store.SWEEP_FILE}")
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
@@ -167,7 +146,7 @@ def resolve(argv: list[str] | None) -> dict:
         # Continue where sweep.json was found, not at the path saved in it: a sweep folder that was
         # moved or copied (another disk, another machine, a bucket) would otherwise be restored from,
         # or started afresh at, its old place. Tune's restore takes the folder it is given.
-        here = storage_root(args.storage_path)
+        here = store.storage_root(args.storage_path)
         if saved.get("storage") and saved["storage"].rstrip("/") != here:
             print(f"note: sweep {saved['name']!r} was written under {saved['storage']}; continuing it in {here}")
         sweep["storage"] = here
@@ -202,7 +181,7 @@ def resolve(argv: list[str] | None) -> dict:
             "methods": methods,
             "fixed": fixed,
             **flags,
-            "storage": storage_root(args.storage_path),
+            "storage": store.storage_root(args.storage_path),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "finished": [],
         }
@@ -215,74 +194,12 @@ def resolve(argv: list[str] | None) -> dict:
     return {"args": args, "sweep": sweep}
 
 
-def storage_root(storage_path: str) -> str:
-    """--storage-path as the sweep records it: a URI as given, a local folder made absolute."""
-    return storage_path.rstrip("/") if "://" in storage_path else str(Path(storage_path).resolve())
-
-
-def joins_cluster(address: str | None) -> bool:
-    """Whether ray.init joins a running cluster: --address, or RAY_ADDRESS (which `ray job submit`
-    sets for the driver) instead of starting Ray here."""
-    return bool(address or os.environ.get("RAY_ADDRESS"))
-
-
-def gpu_share(given: float | None, cluster_gpus: float, joined: bool) -> float:
-    """GPUs per trial: --gpus-per-trial when given; else 1 when Ray sees a GPU, and 0 (CPUs) on a Ray
-    started here without one. A joined cluster without a GPU now is refused (ValueError): an
-    autoscaling cluster starts with no GPU worker, and a share of 0 would run every trial on the head's
-    CPUs and never ask the autoscaler for one."""
-    if given is not None:
-        return float(given)
-    if cluster_gpus >= 1:
-        return 1.0
-    if joined:
-        raise ValueError(
-            f"the cluster has no GPU now ({cluster_gpus:g}); pass --gpus-per-trial N to wait for GPU workers "
-            "(autoscaling), or --gpus-per-trial 0 to train on CPUs"
-        )
-    return 0.0
-
-
-DRIVER_ONLY_ENV = ("WANDB_API_KEY",)
-
-
-def _start_ray(args) -> tuple[bool, str | None]:
-    """Join `--address` (or RAY_ADDRESS) or start Ray here, with the dashboard on loopback. Returns
-    (started here, URL)."""
-    import ray
-
-    if joins_cluster(args.address):
-        ctx = ray.init(address=args.address, log_to_driver=True)
-        started = False
-    else:
-        # Ray's processes started here inherit this process's environment, and every trial's worker
-        # inherits theirs. The W&B key is the driver's alone (no trial talks to W&B): keep it out.
-        hidden = {k: os.environ.pop(k) for k in DRIVER_ONLY_ENV if k in os.environ}
-        try:
-            ctx = ray.init(include_dashboard=True, dashboard_host=args.dashboard_host)
-        finally:
-            os.environ.update(hidden)
-        started = True
-    url = getattr(ctx, "dashboard_url", None)
-    return started, (f"http://{url}" if url and "://" not in url else url)
-
-
 def _max_concurrent(sweep: dict, gpus: float, cpus: float) -> int:
     import ray
 
     if sweep["max_concurrent"]:
         return min(sweep["max_concurrent"], sweep["num_samples"])
-    return trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep["num_samples"])
-
-
-def trials_that_fit(resources: dict, gpus: float, cpus: float, num_samples: int) -> int:
-    """How many trials the cluster runs at once: its GPUs and its CPUs must both have room (a box with
-    8 GPUs and 16 CPUs runs 16 trials of 0.25 GPU and 1 CPU, not 32), at most `num_samples`. More
-    would only be proposed by TPE with fewer results to learn from, and then wait."""
-    fit_ = math.floor(resources.get("CPU", 1) / cpus) if cpus else num_samples
-    if gpus:
-        fit_ = min(fit_, math.floor(resources.get("GPU", 0) / gpus))
-    return max(1, min(fit_, num_samples))
+    return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep["num_samples"])
 
 
 def _searcher(sweep: dict, sp, seed: int):
@@ -384,19 +301,6 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
     return tuner.fit(), sp
 
 
-def check_address(address: str | None) -> None:
-    """Refuse Ray Client (`ray://`): Ray documents that Tune and Train may not work through it, and
-    here `Tuner.fit` failed at once under it (the runtime environment `uv run` gives Ray names a local
-    folder the cluster does not have). A sweep must also outlive the connection it was started from.
-    The driver belongs on the cluster, which is what `ray job submit` does."""
-    if address and address.startswith("ray://"):
-        fail(
-            "--address ray://... (Ray Client) is not supported; run the driver on the cluster: "
-            "RAY_AUTH_MODE=token ray job submit --address http://HEAD:8265 --working-dir . -- "
-            "python -m sweeps.run ... (README: On a cluster)"
-        )
-
-
 # A sweep's name is one folder under --storage-path, never a path: "../x" or "/x" would write elsewhere.
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -409,61 +313,11 @@ def check_name(name: str, what: str = "--name") -> None:
         )
 
 
-def local_token_auth() -> bool:
-    """Whether a Ray started here uses token authentication: Ray 2.60's ray.init turns it on for a new
-    local cluster unless RAY_AUTH_MODE says otherwise (ray._private.authentication)."""
-    mode = os.environ.get("RAY_AUTH_MODE")
-    return mode is None or mode.lower() == "token"
-
-
-def check_dashboard_host(host: str) -> None:
-    """The dashboard of a Ray started here runs anyone's code for whoever reaches it (CVE-2023-48022):
-    off loopback it needs token authentication (refused without), and even with it, say so once."""
-    if _loopback(host):
-        if not local_token_auth():
-            print(
-                f"warning: RAY_AUTH_MODE={os.environ.get('RAY_AUTH_MODE')}: the Ray started here has no "
-                "authentication; any process on this machine can submit code to it. That setting is only "
-                "for joining (--address) a cluster that was started without token authentication.",
-                file=sys.stderr,
-            )
-        return
-    if not local_token_auth():
-        fail(
-            f"--dashboard-host {host} with token authentication off (RAY_AUTH_MODE="
-            f"{os.environ.get('RAY_AUTH_MODE')}): anyone who reaches the port could run code on this machine; "
-            "keep the dashboard on 127.0.0.1 (reach it through an SSH tunnel) or leave RAY_AUTH_MODE unset"
-        )
-    print(
-        f"warning: the Ray dashboard listens on {host}, reachable from other machines; only the token in "
-        "~/.ray/auth_token stands between them and running code here. Prefer 127.0.0.1 and an SSH tunnel.",
-        file=sys.stderr,
-    )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
-
-
-def token_auth_for_address(argv: list[str]) -> None:
-    """Clusters of Ray 2.60 (`ray start --head`, `ray up cluster.yaml`) use token authentication, and
-    a driver joining one (`--address`) must too. Ray reads this when it is imported, so call this
-    before anything imports ray. RAY_AUTH_MODE=disabled in the environment joins a cluster started
-    without it."""
-    if any(a.split("=")[0] == "--address" for a in argv):
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-
-
 def main(argv: list[str] | None = None) -> int:
     from emo.data.catalog import DataRootError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    token_auth_for_address(argv)
+    cluster.token_auth_for_address(argv)
     r = resolve(argv)
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
@@ -494,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import tune
 
-    from sweeps.results import leaderboard, trial_row, write_parquet
+    from sweeps.results import leaderboard, trial_row
     from sweeps.trainable import train_trial
 
-    started, url = _start_ray(args)
+    started, url = cluster.start_ray(args.address, args.dashboard_host)
     try:
         if url:
             token = Path.home() / ".ray" / "auth_token"
@@ -508,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             gpus = sweep["resources"]["gpu"]
         else:
             try:
-                gpus = gpu_share(sweep["gpus_per_trial"], res.get("GPU", 0), joins_cluster(args.address))
+                joined = cluster.joins_cluster(args.address)
+                gpus = cluster.gpu_share(sweep["gpus_per_trial"], res.get("GPU", 0), joined)
             except ValueError as e:
                 fail(str(e))
         cpus = sweep["cpus_per_trial"] or 1.0
@@ -521,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         sweep["concurrent"] = sweep.get("concurrent") or _max_concurrent(sweep, gpus, cpus)
         sweep["resources"] = {"cpu": cpus, "gpu": gpus}
-        _write_sweep(sweep["storage"], sweep)
+        store.write_sweep(sweep["storage"], sweep)
         print(
             f"sweep {sweep['name']}: {', '.join(sweep['methods'])}; {sweep['num_samples']} trials each, "
             f"up to {sweep['max_epochs']} epochs, {sweep['scheduler']} + {sweep['search']}; "
@@ -547,12 +402,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
             if method not in sweep["finished"]:
                 sweep["finished"].append(method)
-                _write_sweep(sweep["storage"], sweep)
+                store.write_sweep(sweep["storage"], sweep)
         meta = {
             "sweep": sweep,
             "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},
         }
-        out = write_parquet(rows, sweep["storage"], sweep["name"], meta)
+        out = store.write_results(rows, sweep["storage"], sweep["name"], meta)
         print()
         print(leaderboard(rows, top=args.top))
         print(f"\nresults: {out}", flush=True)
@@ -561,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(flush=True)
             make_report(
-                [load_sweep(f"{sweep['storage'].rstrip('/')}/{sweep['name']}")],
+                [load_sweep(store.sweep_dir(sweep["storage"], sweep["name"]))],
                 folds=args.report_folds,
                 seeds=args.report_seeds,
                 resources=sweep["resources"],

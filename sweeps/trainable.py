@@ -14,12 +14,12 @@ import logging
 import time
 from pathlib import Path
 
-import ray
 from ray import tune
 
 from emo.config import TrainConfig
 from emo.metric_names import OBJECTIVE
 from emo.paths import scratch_dir
+from sweeps.cluster import torch_threads_from_ray
 
 TIME_ATTR = "epoch"  # ASHA's time unit: epochs completed (fit's metric of that name)
 
@@ -27,16 +27,13 @@ TIME_ATTR = "epoch"  # ASHA's time unit: epochs completed (fit's metric of that 
 def train_trial(config: dict, data) -> None:
     """Tune function trainable; `data` (TrainingArrays) arrives through `tune.with_parameters`, a
     read-only view of the one copy in the object store."""
-    import torch
-
     from emo.train import fit
 
     t0 = time.perf_counter()
     # Ray Train logs every persisted checkpoint at INFO, i.e. one line per epoch per trial.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     ctx = tune.get_context()
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))  # a reused worker keeps torch; threads follow the trial's CPUs
+    torch_threads_from_ray()
 
     cfg = TrainConfig(**{k: v.item() if hasattr(v, "item") else v for k, v in config.items()})
     # fit's own checkpoint folder: local scratch, outside the trial's working directory. Tune's

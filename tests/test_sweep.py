@@ -183,10 +183,10 @@ def test_the_driver_loads_the_data_without_importing_torch(tiny_root):
     code = (
         "import sys\n"
         "import sweeps.run\n"
-        "def stop(args):\n"
+        "def stop(*args):\n"
         "    print(sorted(m for m in ('torch', 'torchvision', 'torchaudio') if m in sys.modules))\n"
         "    raise SystemExit(0)\n"
-        "sweeps.run._start_ray = stop\n"
+        "sweeps.cluster.start_ray = stop\n"
         f"sweeps.run.main({argv!r})\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -585,7 +585,7 @@ def test_resume_refuses_a_sweep_json_whose_name_leaves_the_storage_folder(tmp_pa
     from sweeps.run import main
 
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"name": "../elsewhere", "methods": ["gated"]}))
+    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"name": "../elsewhere", "methods": ["gated"], "fixed": {}}))
     with pytest.raises(SystemExit) as e:
         main(["--resume", "--name", "s", "--storage-path", str(tmp_path)])
     err = capsys.readouterr().err
@@ -594,9 +594,9 @@ def test_resume_refuses_a_sweep_json_whose_name_leaves_the_storage_folder(tmp_pa
 
 
 def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
-    from sweeps.run import _write_sweep
+    from sweeps.store import write_sweep
 
-    _write_sweep(str(tmp_path), {"name": "old", "methods": ["gated"], "fixed": {}, "finished": []})
+    write_sweep(str(tmp_path), {"name": "old", "methods": ["gated"], "fixed": {}, "finished": []})
     res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --num-samples"
@@ -606,11 +606,12 @@ def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path,
     """A sweep folder moved elsewhere: --resume continues it where its sweep.json was found, not at
     the absolute path saved in it (Tune's restore takes the folder it is given: tests/test_tune_state.py).
     --max-failures is refused: the restored experiment keeps the FailureConfig it started with."""
-    from sweeps.run import _write_sweep, resolve
+    from sweeps.run import resolve
+    from sweeps.store import write_sweep
 
     old = tmp_path / "old"
     saved = {"name": "s", "methods": ["gated"], "fixed": {}, "finished": [], "max_epochs": 3, "storage": str(old)}
-    _write_sweep(str(old), saved)
+    write_sweep(str(old), saved)
     (tmp_path / "old").rename(tmp_path / "new")
     sweep = resolve(["--resume", "--name", "s", "--storage-path", str(tmp_path / "new")])["sweep"]
     assert sweep["storage"] == str(tmp_path / "new")
@@ -635,7 +636,7 @@ def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path,
 def test_gpu_share_on_a_joined_cluster_without_a_gpu_is_an_error():
     """An autoscaling cluster starts with no GPU worker: joined with no --gpus-per-trial, the driver
     refuses rather than run every trial on the head's CPUs; Ray started here keeps CPUs by default."""
-    from sweeps.run import gpu_share, joins_cluster
+    from sweeps.cluster import gpu_share, joins_cluster
 
     assert gpu_share(None, 0, joined=False) == 0.0  # a CPU machine: no flag needed
     assert gpu_share(None, 2, joined=False) == 1.0 and gpu_share(None, 4, joined=True) == 1.0
@@ -654,7 +655,7 @@ def test_gpu_share_on_a_joined_cluster_without_a_gpu_is_an_error():
 
 
 def test_concurrency_is_what_both_gpus_and_cpus_of_the_cluster_hold():
-    from sweeps.run import trials_that_fit
+    from sweeps.cluster import trials_that_fit
 
     box = {"CPU": 16.0, "GPU": 8.0}
     assert trials_that_fit(box, 0.25, 1, 64) == 16  # 32 GPU shares, but 16 CPUs
