@@ -94,7 +94,7 @@ def _worker(spec: dict) -> None:
 
     from emo.data import load_data
     from emo.train import fit
-    from sweeps.run import DEMO_FIXED
+    from sweeps.spec import DEMO_FIXED
 
     torch.set_num_threads(spec["threads"])
     cfg = TrainConfig(fusion=spec["method"], epochs=spec["epochs"], device=spec["device"], **DEMO_FIXED)
@@ -128,7 +128,7 @@ def main(argv=None) -> None:
         raise SystemExit("--runner processes takes no sweeps.run flags")
     if ns.runner == "processes":
         from emo.data import load_data
-        from sweeps.run import DEMO_FIXED
+        from sweeps.spec import DEMO_FIXED
 
         # Write the demo set and its feature cache once, here, not in N workers racing to (untimed).
         load_data(TrainConfig(**DEMO_FIXED))

@@ -39,7 +39,7 @@ def recipe(set_name: str, speech_root: Path) -> dict:
     """The default recipe of a set, as the sweeps and the report run it with no flags: the demo set's
     fixed settings and epoch budget, or the real-data budget with the guide's --use_resnet_audio."""
     from emo.config import DEMO_TRAIN
-    from sweeps.run import DATA_BUDGET
+    from sweeps.spec import DATA_BUDGET
 
     if set_name == "demo":
         return dict(DEMO_TRAIN)

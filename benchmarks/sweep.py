@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from benchmarks.common import report, table
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
-from sweeps.run import DEFAULTS, DEMO_BUDGET
+from sweeps.spec import DEFAULTS, DEMO_BUDGET
 
 ROOT = Path(__file__).resolve().parents[1]
 

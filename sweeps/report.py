@@ -35,10 +35,8 @@ from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
 from emo.paths import atomic_write
 from sweeps import analysis as A
 from sweeps import cluster, store
+from sweeps.spec import report_folds_seeds
 
-# Confirmation folds cover the actors the sweep did not validate on (those validate every fold).
-DEMO_FOLDS_SEEDS = (4, 2)  # demo set: 7 actors in 4 folds, 2 seeds: 72 runs, 44 min on 2 cores (examples/demo-report)
-DATA_FOLDS_SEEDS = (4, 3)  # real RAVDESS: 22 actors in 4 folds of 5-6 test actors (the usual 4-fold protocol)
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
@@ -74,7 +72,7 @@ def load_sweep(run_dir: str) -> dict:
         fail(f"{run_dir} is not a sweep folder (no {store.SWEEP_FILE}); pass STORAGE/NAME of a sweep")
     except ValueError as e:
         fail(str(e))
-    resume = f"python -m sweeps.run --resume --name {sweep['name']}"
+    resume = f"python -m sweeps.run --resume --name {sweep.name}"
     try:
         trials = store.read_results(run_dir)
     except store.NotASweep:
@@ -86,9 +84,9 @@ def load_sweep(run_dir: str) -> dict:
 
 def _same_data(sweeps_: list[dict]) -> None:
     keys = ("data_root", "preset", "num_classes", "video_backbone")
-    first = sweeps_[0]["sweep"]["fixed"]
+    first = sweeps_[0]["sweep"].fixed
     for s in sweeps_[1:]:
-        other = s["sweep"]["fixed"]
+        other = s["sweep"].fixed
         diff = [k for k in keys if first.get(k) != other.get(k)]
         if diff:
             shown = ", ".join(f"{k}: {first.get(k)!r} vs {other.get(k)!r}" for k in diff)
@@ -103,20 +101,20 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
     best: dict[str, dict] = {}
     trials: dict[str, list[dict]] = {}
     for s in sweeps_:
-        fixed = s["sweep"]["fixed"]
+        fixed = s["sweep"].fixed
         for t in s["trials"]:
             m, score = t["method"], t[OBJECTIVE_COLUMN]
             if t["status"] == "error" or score is None:
                 continue
             diverged = t["status"] == "diverged"  # scored until it diverged: importance yes, selection no
-            # The searched values, from the trial's full config (results.parquet's config/ columns
-            # lost later methods' keys before 125c1c1; the config column never did).
+            # The searched values, from the trial's full config (the config column): it holds every key
+            # of every method, whatever the union of the config/ columns holds.
             config = json.loads(t["config"])
             params = {k: config.get(k) for k in get_space(m).pin(fixed).params}
-            trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"]["name"]})
+            trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"].name})
             if not diverged and (m not in best or score > best[m][OBJECTIVE_COLUMN]):
                 best[m] = {
-                    "sweep": s["sweep"]["name"],
+                    "sweep": s["sweep"].name,
                     "trial_id": t["trial_id"],
                     OBJECTIVE_COLUMN: score,
                     "best_epoch": t["best_epoch"],
@@ -139,8 +137,8 @@ def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int) -> list[dict]:
         # Every field spelled out (a trial's config holds only what the sweep fixed or searched).
         configs.append((m, A.BEST, TrainConfig(**{k: v for k, v in b["config"].items() if k in _FIELDS}).to_dict()))
     if A.BASELINE not in best:  # the baseline nobody swept: the training guide's recipe for it
-        sp = get_space(A.BASELINE).pin(first["fixed"])
-        recipe = sp.config({**sp.recipe, "epochs": first["max_epochs"]}).to_dict()
+        sp = get_space(A.BASELINE).pin(first.trial_fixed)
+        recipe = sp.config(sp.recipe).to_dict()
         configs.append((A.BASELINE, A.RECIPE, recipe))
     main = {m: cfg for m, v, cfg in configs}
     if "gated" in main and main["gated"]["modality_dropout"] > 0:
@@ -163,7 +161,7 @@ def check_report_folds(data, folds: int | None, seeds: int | None, demo: bool) -
     """The folds and seeds to use (defaults filled in), or a one-line error if the data cannot have them."""
     from emo.data.splits import SplitError, confirmation_folds
 
-    d_folds, d_seeds = DEMO_FOLDS_SEEDS if demo else DATA_FOLDS_SEEDS
+    d_folds, d_seeds = report_folds_seeds(demo)
     folds, seeds = folds or d_folds, seeds or d_seeds
     if folds < 2 or seeds < 1:
         fail(f"report folds must be >= 2 and seeds >= 1, got {folds} and {seeds}")
@@ -315,7 +313,7 @@ def _distributions(method: str, fixed: dict, names: list[str]) -> dict:
 def analyse(rows: list[dict], best: dict, trials: dict, sweeps_: list[dict], files: dict, names: list[str]) -> dict:
     """Everything the report shows, as one JSON-able dict (summary.json)."""
     rank = A.ranking(rows, best)
-    fixed = sweeps_[0]["sweep"]["fixed"]
+    fixed = sweeps_[0]["sweep"].fixed
     importance, importance_notes = {}, {}
     for m, ts in trials.items():
         searched = sorted({k for t in ts for k in t["params"]})
@@ -415,7 +413,7 @@ def make_report(
     first = sweeps_[0]["sweep"]
     if out is None:
         d = run_dirs[0]
-        out = Path("reports", first["name"]) if "://" in d else Path(d) / "report"
+        out = Path("reports", first.name) if "://" in d else Path(d) / "report"
     out = Path(out)
     best, trials = select(sweeps_)
     if not best:
@@ -423,10 +421,10 @@ def make_report(
     if data is None:
         from emo.data import load_data
 
-        data = load_data(TrainConfig(**{k: v for k, v in first["fixed"].items() if k in _FIELDS}))
-    folds, seeds = check_report_folds(data, folds, seeds, demo=first["fixed"].get("data_root") is None)
+        data = load_data(TrainConfig(**{k: v for k, v in first.fixed.items() if k in _FIELDS}))
+    folds, seeds = check_report_folds(data, folds, seeds, demo=first.demo)
     jobs = plan(best, sweeps_, folds, seeds)
-    resources = resources or first.get("resources") or {"cpu": 1.0, "gpu": 0.0}
+    resources = resources or first.resources or {"cpu": 1.0, "gpu": 0.0}
     print(
         f"[report] {', '.join(best)}: best configs by validation Macro-F1; {folds} folds x {seeds} seeds; "
         f"{len(jobs)} runs -> {out}",
@@ -439,7 +437,7 @@ def make_report(
     order = {(j["method"], j["variant"], j["fold"], j["seed"]): i for i, j in enumerate(jobs)}
     rows.sort(key=lambda r: order[(r["method"], r["variant"], r["fold"], r["seed"])])
 
-    nc = int(first["fixed"].get("num_classes", TrainConfig().num_classes))
+    nc = int(first.fixed.get("num_classes", TrainConfig().num_classes))
     files = _file_names(data)
     summary = analyse(rows, best, trials, sweeps_, files, list(class_names(nc)))
     fold_actors: dict[int, dict] = {}
@@ -449,8 +447,8 @@ def make_report(
     from emo.data.splits import selection_actors
 
     summary["meta"] = {
-        "sweeps": [{"name": s["sweep"]["name"], "dir": s["dir"], "methods": s["sweep"]["methods"]} for s in sweeps_],
-        "data": first["fixed"].get("data_root") or "the built-in demo set",
+        "sweeps": [{"name": s["sweep"].name, "dir": s["dir"], "methods": list(s["sweep"].methods)} for s in sweeps_],
+        "data": first.fixed.get("data_root") or "the built-in demo set",
         "clips": len(data),
         "num_classes": nc,
         "folds": folds,
@@ -472,8 +470,8 @@ def make_report(
     print(report_html.text_table(summary), flush=True)
     print(f"\nreport: {out / 'report.html'}", flush=True)
     if wandb:
-        project = wandb_project or first["fixed"].get("wandb_project") or TrainConfig().wandb_project
-        _log_wandb(summary, figures, out, project, first["name"])
+        project = wandb_project or first.fixed.get("wandb_project") or TrainConfig().wandb_project
+        _log_wandb(summary, figures, out, project, first.name)
     return out
 
 
@@ -481,9 +479,9 @@ def _selection_note(sweeps_: list[dict]) -> str | None:
     """Why the confirmed test scores may not be free of the selection, when a sweep did not choose on
     the default actor split's validation actors (which the confirmation folds keep out of testing)."""
     odd = [
-        s["sweep"]["name"]
+        s["sweep"].name
         for s in sweeps_
-        if s["sweep"]["fixed"].get("split_mode", "actor") != "actor" or s["sweep"]["fixed"].get("folds")
+        if s["sweep"].fixed.get("split_mode", "actor") != "actor" or s["sweep"].fixed.get("folds")
     ]
     if not odd:
         return None
@@ -562,13 +560,13 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--seeds must be >= 1, got {args.seeds}")
     sweeps_ = [load_sweep(d) for d in args.run_dirs]  # fail on a wrong folder before Ray starts
     _same_data(sweeps_)
-    root = sweeps_[0]["sweep"]["fixed"].get("data_root")
+    root = sweeps_[0]["sweep"].fixed.get("data_root")
     if root and "://" not in root and not Path(root).expanduser().is_dir():
         fail(
             f"the sweep's data_root {root!r} is not a folder here (relative paths are taken from "
             f"{Path.cwd()}): the report retrains on the sweep's data; run it where that folder is"
         )
-    resources = dict(sweeps_[0]["sweep"].get("resources") or {"cpu": 1.0, "gpu": None})
+    resources = dict(sweeps_[0]["sweep"].resources or {"cpu": 1.0, "gpu": None})
     if args.cpus_per_run is not None:
         resources["cpu"] = args.cpus_per_run
     if args.gpus_per_run is not None:

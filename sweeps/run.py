@@ -21,25 +21,10 @@ from pathlib import Path
 
 import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
 from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
-from emo.config import DEMO_TRAIN, TrainConfig
+from emo.config import TrainConfig
 from emo.metric_names import MODE, OBJECTIVE
 from sweeps import cluster, store
-
-# Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
-_DEFINING = (
-    "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
-    "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures",
-)  # fmt: skip
-# Demo-set defaults: its recipe (emo.config.DEMO_TRAIN: the light CNNs, sized for CPUs) fixed for every
-# trial, and a short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
-DEMO_FIXED = {k: v for k, v in DEMO_TRAIN.items() if k != "epochs"}
-DEMO_BUDGET = {"num_samples": 8, "max_epochs": DEMO_TRAIN["epochs"]}
-DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
-# Defaults of the other defining flags (None in the parser, so --resume can tell a flag was given).
-# ASHA's first rung is epoch 2: epoch 1 is the learning-rate warmup, when most trials still predict one
-# class and their scores rank them poorly (BENCHMARKS.md, "Sweep efficiency", 2026-12-07). A budget of
-# fewer epochs starts it at its last.
-DEFAULTS = {"grace_period": 2, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}
+from sweeps.spec import DATA_BUDGET, DEFAULTS, DEFINING, DEMO_BUDGET, SpecError, SweepSpec
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
@@ -103,7 +88,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     return p, fields
 
 
-def _read_sweep(storage_path: str, name: str | None) -> dict:
+def _read_sweep(storage_path: str, name: str | None) -> SweepSpec:
     """The sweep.json --resume continues: of --name, or of the newest sweep in the storage folder."""
     name = name or store.newest_sweep(storage_path)
     if name is None:
@@ -128,87 +113,59 @@ def resolve(argv: list[str] | None) -> dict:
     if not cluster.joins_cluster(args.address):
         cluster.check_dashboard_host(args.dashboard_host)
     base = given(args, fields)
-    flags = {k: getattr(args, k) for k in _DEFINING}
+    flags = {k: getattr(args, k) for k in DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
         # the name picks the folders the restored sweep writes to
-        check_name(str(saved.get("name")), f"the name in {store.SWEEP_FILE}")
+        check_name(saved.name, f"the name in {store.SWEEP_FILE}")
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
-        changed += ["methods"] if args.methods and args.methods != saved["methods"] else []
+        changed += ["methods"] if args.methods and tuple(args.methods) != saved.methods else []
         if changed:
             fail(
-                f"--resume continues sweep {saved['name']!r} with its own settings; drop "
+                f"--resume continues sweep {saved.name!r} with its own settings; drop "
                 + ", ".join(f"--{k.replace('_', '-')}" for k in changed)
             )
-        sweep = saved
         # Continue where sweep.json was found, not at the path saved in it: a sweep folder that was
         # moved or copied (another disk, another machine, a bucket) would otherwise be restored from,
         # or started afresh at, its old place. Tune's restore takes the folder it is given.
         here = store.storage_root(args.storage_path)
-        if saved.get("storage") and saved["storage"].rstrip("/") != here:
-            print(f"note: sweep {saved['name']!r} was written under {saved['storage']}; continuing it in {here}")
-        sweep["storage"] = here
+        if saved.storage and saved.storage.rstrip("/") != here:
+            print(f"note: sweep {saved.name!r} was written under {saved.storage}; continuing it in {here}")
+        sweep = saved.replace(storage=here)
     else:
         if not args.methods:
             fail(f"name a method to sweep: {', '.join(METHODS)}, or all")
         methods = list(METHODS) if args.methods == ["all"] else list(dict.fromkeys(args.methods))
-        demo = base.get("data_root") is None
-        fixed = {**(DEMO_FIXED if demo else {}), **base}
-        budget = DEMO_BUDGET if demo else DATA_BUDGET
-        for k in ("num_samples", "max_epochs"):
-            flags[k] = budget[k] if flags[k] is None else flags[k]
-        if flags["grace_period"] is None:
-            flags["grace_period"] = min(DEFAULTS["grace_period"], flags["max_epochs"])
-        for k, v in DEFAULTS.items():
-            flags[k] = v if flags[k] is None else flags[k]
-        for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
-            if flags[k] < 1:
-                fail(f"--{k.replace('_', '-')} must be >= 1, got {flags[k]}")
-        if flags["grace_period"] > flags["max_epochs"]:
-            fail(f"--grace-period ({flags['grace_period']}) is longer than --max-epochs ({flags['max_epochs']})")
-        if flags["max_failures"] < -1:
-            fail(f"--max-failures must be >= 0 (or -1: retry forever), got {flags['max_failures']}")
-        for k in ("gpus_per_trial", "cpus_per_trial", "max_concurrent"):
-            if flags[k] is not None and (flags[k] < 0 or (k != "gpus_per_trial" and flags[k] == 0)):
-                fail(f"--{k.replace('_', '-')} must be > 0, got {flags[k]}")
-        if flags["gpus_per_trial"] and flags["gpus_per_trial"] > 1 and flags["gpus_per_trial"] % 1:
-            fail(f"--gpus-per-trial above 1 must be a whole number, got {flags['gpus_per_trial']}")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        sweep = {
-            "name": args.name or f"{'-'.join(methods) if len(methods) < 4 else 'all'}-{stamp}",
-            "methods": methods,
-            "fixed": fixed,
-            **flags,
-            "storage": store.storage_root(args.storage_path),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "finished": [],
-        }
+        try:
+            sweep = SweepSpec.from_flags(methods, base, flags, args.name, store.storage_root(args.storage_path))
+        except SpecError as e:
+            fail(str(e))
     try:
-        for m in sweep["methods"]:
-            sp = get_space(m).pin(sweep["fixed"])
-            sp.config({**sp.recipe, "epochs": sweep["max_epochs"]})  # the fixed values are valid too
+        for m in sweep.methods:
+            sp = get_space(m).pin(sweep.trial_fixed)
+            sp.config(sp.recipe)  # the fixed values are valid too
     except (SearchSpaceError, ValueError) as e:
         fail(str(e))
     return {"args": args, "sweep": sweep}
 
 
-def _max_concurrent(sweep: dict, gpus: float, cpus: float) -> int:
+def _max_concurrent(sweep: SweepSpec, gpus: float, cpus: float) -> int:
     import ray
 
-    if sweep["max_concurrent"]:
-        return min(sweep["max_concurrent"], sweep["num_samples"])
-    return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep["num_samples"])
+    if sweep.max_concurrent:
+        return min(sweep.max_concurrent, sweep.num_samples)
+    return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep.num_samples)
 
 
-def _searcher(sweep: dict, sp, seed: int):
+def _searcher(sweep: SweepSpec, sp, seed: int):
     import optuna
 
     from sweeps.search import PrunedAwareOptunaSearch
 
-    n = sweep["num_samples"]
-    if sweep["search"] == "random":
+    n = sweep.num_samples
+    if sweep.search == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         # Optuna's default of 10 random start-up trials would leave a small sweep with no TPE at all.
@@ -218,7 +175,7 @@ def _searcher(sweep: dict, sp, seed: int):
         mode=MODE,
         sampler=sampler,
         points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
-        max_epochs=sweep["max_epochs"],
+        max_epochs=sweep.max_epochs,
     )
 
 
@@ -227,7 +184,7 @@ def trial_name(trial) -> str:
     return f"{trial.config.get('fusion', 'trial')}_{trial.trial_id}"
 
 
-def run_method(method: str, sweep: dict, args, trainable, resume: bool):
+def run_method(method: str, sweep: SweepSpec, args, trainable, resume: bool):
     """One Tune experiment (STORAGE/NAME/METHOD): start it, or restore it with searcher and scheduler
     state, finished trials kept and unfinished ones continued from their checkpoints."""
     from ray import tune
@@ -237,9 +194,9 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
     from sweeps.progress import Progress
     from sweeps.trainable import TIME_ATTR
 
-    sp = get_space(method).pin(sweep["fixed"])
-    storage = sweep["storage"]
-    exp_path = f"{storage.rstrip('/')}/{sweep['name']}/{method}"
+    sp = get_space(method).pin(sweep.trial_fixed)
+    storage = sweep.storage
+    exp_path = f"{storage.rstrip('/')}/{sweep.name}/{method}"
     if resume and "://" not in exp_path and Path(exp_path).is_dir():
         # Tune copies its state files into storage non-atomically: one cut off by the crash would
         # make Tune start the experiment over (sweeps.tune_state).
@@ -257,41 +214,41 @@ def run_method(method: str, sweep: dict, args, trainable, resume: bool):
     scheduler = (
         ASHAScheduler(
             time_attr=TIME_ATTR,
-            max_t=sweep["max_epochs"],
-            grace_period=sweep["grace_period"],
-            reduction_factor=sweep["reduction_factor"],
+            max_t=sweep.max_epochs,
+            grace_period=sweep.grace_period,
+            reduction_factor=sweep.reduction_factor,
         )
-        if sweep["scheduler"] == "asha"
+        if sweep.scheduler == "asha"
         else FIFOScheduler()
     )
-    seed = int(sweep["fixed"].get("seed", 0))
-    callbacks = [Progress(method, sweep["num_samples"], sweep["max_epochs"])]
-    if sweep["fixed"].get("wandb"):
+    seed = int(sweep.fixed.get("seed", 0))
+    callbacks = [Progress(method, sweep.num_samples, sweep.max_epochs)]
+    if sweep.fixed.get("wandb"):
         from sweeps.tracking import WandbTrials
 
-        project = sweep["fixed"].get("wandb_project") or TrainConfig().wandb_project
+        project = sweep.fixed.get("wandb_project") or TrainConfig().wandb_project
         staging = str(Path.home() / ".cache" / "emo-sweeps" / "wandb")  # for s3:// storage only
-        callbacks.append(WandbTrials(sweep["name"], method, project, staging=staging))
+        callbacks.append(WandbTrials(sweep.name, method, project, staging=staging))
     tuner = tune.Tuner(
         trainable,
-        param_space={**sp.param_space(), "epochs": sweep["max_epochs"]},
+        param_space=sp.param_space(),
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
             mode=MODE,
             search_alg=_searcher(sweep, sp, seed),
             scheduler=scheduler,
-            num_samples=sweep["num_samples"],
-            max_concurrent_trials=sweep["concurrent"],
-            # A fresh worker per trial costs ~14 s here (torch import, first model build); reusing
-            # them took 8 short trials from 58 s to 12 s (../shared/FINDINGS.md).
+            num_samples=sweep.num_samples,
+            max_concurrent_trials=sweep.concurrent,
+            # A fresh worker per trial costs ~14 s on 2 cores (torch import, first model build);
+            # reusing workers took 8 short demo trials from 58 s to 12 s there.
             reuse_actors=True,
             trial_name_creator=trial_name,
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
             name=method,
-            storage_path=f"{storage.rstrip('/')}/{sweep['name']}",
-            failure_config=tune.FailureConfig(max_failures=sweep.get("max_failures", DEFAULTS["max_failures"])),
+            storage_path=f"{storage.rstrip('/')}/{sweep.name}",
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=callbacks,
@@ -322,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
 
-    cfg = TrainConfig(**sweep["fixed"], epochs=sweep["max_epochs"])
+    cfg = TrainConfig(**sweep.trial_fixed)
     from emo.data import load_data
 
     try:
@@ -337,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from search_spaces import METHODS
 
-    report = args.report or (args.report is None and set(sweep["methods"]) == set(METHODS))
+    report = args.report or (args.report is None and set(sweep.methods) == set(METHODS))
     if not report and (args.report_folds or args.report_seeds):
         fail("--report-folds and --report-seeds need --report (the report runs by itself only for `all`)")
     if report:  # a report that cannot run must fail now, not after the sweep
@@ -358,29 +315,30 @@ def main(argv: list[str] | None = None) -> int:
             note = f" (it asks for the token in {token})" if token.exists() else ""
             print(f"Ray dashboard: {url}{note}", flush=True)
         res = ray.cluster_resources()
-        if sweep.get("resources"):  # --resume: the share the sweep started with, whatever Ray sees now
-            gpus = sweep["resources"]["gpu"]
+        if sweep.resources:  # --resume: the share the sweep started with, whatever Ray sees now
+            gpus = sweep.resources["gpu"]
         else:
             try:
                 joined = cluster.joins_cluster(args.address)
-                gpus = cluster.gpu_share(sweep["gpus_per_trial"], res.get("GPU", 0), joined)
+                gpus = cluster.gpu_share(sweep.gpus_per_trial, res.get("GPU", 0), joined)
             except ValueError as e:
                 fail(str(e))
-        cpus = sweep["cpus_per_trial"] or 1.0
-        if gpus and res.get("GPU", 0) < gpus and not sweep["max_concurrent"] and not sweep.get("concurrent"):
+        cpus = sweep.cpus_per_trial or 1.0
+        if gpus and res.get("GPU", 0) < gpus and not sweep.max_concurrent and not sweep.concurrent:
             # An autoscaling cluster starts with no GPU worker: what fits now is not what it will hold.
             print(
                 f"note: the cluster has {res.get('GPU', 0):g} GPUs now; trials wait for the autoscaler, "
                 "one at a time unless you pass --max-concurrent (e.g. max GPU workers / --gpus-per-trial)",
                 flush=True,
             )
-        sweep["concurrent"] = sweep.get("concurrent") or _max_concurrent(sweep, gpus, cpus)
-        sweep["resources"] = {"cpu": cpus, "gpu": gpus}
-        store.write_sweep(sweep["storage"], sweep)
+        sweep = sweep.replace(
+            concurrent=sweep.concurrent or _max_concurrent(sweep, gpus, cpus), resources={"cpu": cpus, "gpu": gpus}
+        )
+        store.write_sweep(sweep.storage, sweep)
         print(
-            f"sweep {sweep['name']}: {', '.join(sweep['methods'])}; {sweep['num_samples']} trials each, "
-            f"up to {sweep['max_epochs']} epochs, {sweep['scheduler']} + {sweep['search']}; "
-            f"{sweep['concurrent']} at a time ({cpus:g} CPU, {gpus:g} GPU each); "
+            f"sweep {sweep.name}: {', '.join(sweep.methods)}; {sweep.num_samples} trials each, "
+            f"up to {sweep.max_epochs} epochs, {sweep.scheduler} + {sweep.search}; "
+            f"{sweep.concurrent} at a time ({cpus:g} CPU, {gpus:g} GPU each); "
             f"cluster {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs",
             flush=True,
         )
@@ -392,22 +350,20 @@ def main(argv: list[str] | None = None) -> int:
             {"cpu": cpus, "gpu": gpus},
         )
         rows = []
-        for method in sweep["methods"]:
+        for method in sweep.methods:
             t0 = time.perf_counter()
             grid, sp = run_method(method, sweep, args, trainable, resume)
-            method_rows = [
-                trial_row(res_, sweep["name"], method, list(sp.params), sweep["max_epochs"]) for res_ in grid
-            ]
+            method_rows = [trial_row(res_, sweep.name, method, list(sp.params), sweep.max_epochs) for res_ in grid]
             rows += method_rows
             print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
-            if method not in sweep["finished"]:
-                sweep["finished"].append(method)
-                store.write_sweep(sweep["storage"], sweep)
+            if method not in sweep.finished:
+                sweep = sweep.replace(finished=(*sweep.finished, method))
+                store.write_sweep(sweep.storage, sweep)
         meta = {
-            "sweep": sweep,
+            "sweep": sweep.to_json(),
             "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},
         }
-        out = store.write_results(rows, sweep["storage"], sweep["name"], meta)
+        out = store.write_results(rows, sweep.storage, sweep.name, meta)
         print()
         print(leaderboard(rows, top=args.top))
         print(f"\nresults: {out}", flush=True)
@@ -416,11 +372,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print(flush=True)
             make_report(
-                [load_sweep(store.sweep_dir(sweep["storage"], sweep["name"]))],
+                [load_sweep(store.sweep_dir(sweep.storage, sweep.name))],
                 folds=args.report_folds,
                 seeds=args.report_seeds,
-                resources=sweep["resources"],
-                wandb=bool(sweep["fixed"].get("wandb")),
+                resources=sweep.resources,
+                wandb=bool(sweep.fixed.get("wandb")),
                 data=data,
                 data_ref=data_ref,
             )
@@ -428,11 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             ray.shutdown()
 
-    if sweep["fixed"].get("wandb"):
+    if sweep.fixed.get("wandb"):
         from emo.tracking import wandb_mode
 
         if wandb_mode() == "offline":
-            runs = f"{sweep['storage']}/{sweep['name']}/*/*/wandb/offline-run-*"
+            runs = f"{sweep.storage}/{sweep.name}/*/*/wandb/offline-run-*"
             print(f"W&B runs are offline; upload them with: wandb sync {runs}")
     return 0
 

@@ -15,6 +15,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from emo.paths import atomic_write
+from sweeps.spec import SweepSpec
 
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.parquet"
@@ -52,28 +53,26 @@ def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
     return str(atomic_write(Path(storage_path, relpath), lambda tmp: Path(tmp).write_bytes(data)))
 
 
-def write_sweep(storage_path: str, sweep: dict) -> str:
-    """STORAGE/NAME/sweep.json from the sweep's settings (`sweep["name"]` is NAME)."""
-    text = json.dumps(sweep, indent=1, default=str)
-    return write_storage(storage_path, f"{sweep['name']}/{SWEEP_FILE}", text.encode())
+def write_sweep(storage_path: str, spec: SweepSpec) -> str:
+    """STORAGE/NAME/sweep.json: the sweep's settings, what --resume continues and the report reads."""
+    text = json.dumps(spec.to_json(), indent=1, default=str)
+    return write_storage(storage_path, f"{spec.name}/{SWEEP_FILE}", text.encode())
 
 
-def read_sweep(run_dir: str) -> dict:
+def read_sweep(run_dir: str) -> SweepSpec:
     """RUN_DIR/sweep.json. NotASweep when it is missing; ValueError, saying why, when it is not a sweep
-    this code wrote (unreadable, not JSON, or without the keys every reader needs)."""
+    this code wrote (unreadable, not JSON, or not a sweep's settings)."""
     fs, path = storage_fs(run_dir)
     info = fs.get_file_info(f"{path}/{SWEEP_FILE}")
     if info.type != pafs.FileType.File:
         raise NotASweep(f"{run_dir} holds no {SWEEP_FILE}")
     try:
         with fs.open_input_stream(info.path) as f:
-            sweep = json.loads(f.read())
-        sweep["name"], sweep["fixed"], sweep["methods"]  # noqa: B018  (the keys every reader needs)
-    except (OSError, ValueError, KeyError, TypeError) as e:  # JSONDecodeError is a ValueError
+            return SweepSpec.from_json(json.loads(f.read()))
+    except (OSError, ValueError, TypeError) as e:  # JSONDecodeError is a ValueError
         raise ValueError(
             f"{run_dir}/{SWEEP_FILE} is unreadable ({type(e).__name__}: {e}); it is not a sweep this code wrote"
         ) from e
-    return sweep
 
 
 def newest_sweep(storage_path: str) -> str | None:

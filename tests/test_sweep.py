@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
 from sweeps.results import STATUSES
 from tests.procs import Lines, descendants
 
@@ -99,7 +100,7 @@ def test_sweep_writes_one_row_per_trial_and_asha_prunes(finished_sweep):
     for path in df["checkpoint"].dropna():
         assert Path(path, "state.pt").is_file()
     # Scores are real Macro-F1 values, and the best epoch is one that ran.
-    assert df["best_val_f1"].between(0, 1).all()
+    assert df[OBJECTIVE_COLUMN].between(0, 1).all()
     assert (df["best_epoch"] <= df["epochs"]).all()
     # The training guide's recipe was one of the trials, and every config differs.
     recipe = df[(df["config/lr"] == 1e-3) & (df["config/gate_bias"] == 0.3) & (df["config/freq_mask"] == 20)]
@@ -115,6 +116,11 @@ def test_sweep_writes_one_row_per_trial_and_asha_prunes(finished_sweep):
     )
     assert meta["sweep"]["methods"] == ["gated"] and meta["data"]["clips"] > 0
     assert (finished_sweep["dir"] / "sweep.json").exists()
+    # Every epoch's result carries the metric names of emo.metric_names, which the column is named for.
+    for path in df["path"]:
+        epochs = [json.loads(line) for line in Path(path, "result.json").read_text().splitlines()]
+        assert all(0 <= e[EPOCH_VAL_F1] <= e[OBJECTIVE] <= 1 for e in epochs)
+        assert epochs[-1][OBJECTIVE] == df.loc[df["path"] == path, OBJECTIVE_COLUMN].item()
 
 
 def test_sweep_logs_one_wandb_run_per_trial(finished_sweep):
@@ -440,9 +446,10 @@ def test_optuna_search_is_seeded():
     from emo.metric_names import OBJECTIVE
     from search_spaces import get_space
     from sweeps.run import _searcher
+    from sweeps.spec import SweepSpec
 
     sp = get_space("gated")
-    sweep = {"num_samples": 8, "max_epochs": 6, "search": "tpe"}
+    sweep = SweepSpec(name="s", methods=("gated",), fixed={}, num_samples=8, max_epochs=6, search="tpe")
 
     def proposals(seed: int, n: int = 6) -> list[dict]:
         s = _searcher(sweep, sp, seed)
@@ -585,7 +592,9 @@ def test_resume_refuses_a_sweep_json_whose_name_leaves_the_storage_folder(tmp_pa
     from sweeps.run import main
 
     (tmp_path / "s").mkdir()
-    (tmp_path / "s" / "sweep.json").write_text(json.dumps({"name": "../elsewhere", "methods": ["gated"], "fixed": {}}))
+    (tmp_path / "s" / "sweep.json").write_text(
+        json.dumps({"name": "../elsewhere", "methods": ["gated"], "fixed": {}, "num_samples": 1, "max_epochs": 1})
+    )
     with pytest.raises(SystemExit) as e:
         main(["--resume", "--name", "s", "--storage-path", str(tmp_path)])
     err = capsys.readouterr().err
@@ -594,9 +603,10 @@ def test_resume_refuses_a_sweep_json_whose_name_leaves_the_storage_folder(tmp_pa
 
 
 def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
+    from sweeps.spec import SweepSpec
     from sweeps.store import write_sweep
 
-    write_sweep(str(tmp_path), {"name": "old", "methods": ["gated"], "fixed": {}, "finished": []})
+    write_sweep(str(tmp_path), SweepSpec(name="old", methods=("gated",), fixed={}, num_samples=1, max_epochs=1))
     res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --num-samples"
@@ -607,14 +617,15 @@ def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path,
     the absolute path saved in it (Tune's restore takes the folder it is given: tests/test_tune_state.py).
     --max-failures is refused: the restored experiment keeps the FailureConfig it started with."""
     from sweeps.run import resolve
+    from sweeps.spec import SweepSpec
     from sweeps.store import write_sweep
 
     old = tmp_path / "old"
-    saved = {"name": "s", "methods": ["gated"], "fixed": {}, "finished": [], "max_epochs": 3, "storage": str(old)}
+    saved = SweepSpec(name="s", methods=("gated",), fixed={}, num_samples=2, max_epochs=3, storage=str(old))
     write_sweep(str(old), saved)
     (tmp_path / "old").rename(tmp_path / "new")
     sweep = resolve(["--resume", "--name", "s", "--storage-path", str(tmp_path / "new")])["sweep"]
-    assert sweep["storage"] == str(tmp_path / "new")
+    assert sweep.storage == str(tmp_path / "new")
     assert (
         capsys.readouterr().out.strip()
         == f"note: sweep 's' was written under {old}; continuing it in {tmp_path / 'new'}"
@@ -629,8 +640,8 @@ def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path,
     # A new sweep records its absolute folder and its retry limit (--resume uses it for a method
     # that had not started).
     fresh = resolve(["gated", "--storage-path", "rel/runs", "--max-failures", "1"])["sweep"]
-    assert fresh["storage"] == str(Path("rel/runs").resolve()) and fresh["max_failures"] == 1
-    assert resolve(["gated"])["sweep"]["max_failures"] == 3
+    assert fresh.storage == str(Path("rel/runs").resolve()) and fresh.max_failures == 1
+    assert resolve(["gated"])["sweep"].max_failures == 3
 
 
 def test_gpu_share_on_a_joined_cluster_without_a_gpu_is_an_error():
@@ -734,3 +745,40 @@ def test_sweep_on_good_and_bad_files_completes_and_lists_every_skip(tmp_path, ca
         assert reason in stored[path], (path, stored[path])
         assert f"skipped {path}: {stored[path]}" in out
     assert f"{len(skips)} files skipped" in out
+
+
+def test_sweep_spec_round_trips_through_sweep_json_with_the_demo_or_real_data_defaults(tmp_path):
+    """One typed spec, one writer and one reader of sweep.json; the demo-set and real-data defaults
+    come from the spec alone; a sweep.json this code did not write is one clear error."""
+    from emo.config import DEMO_TRAIN
+    from sweeps import store
+    from sweeps.spec import DATA_BUDGET, DEMO_BUDGET, SpecError, SweepSpec
+
+    none = dict.fromkeys(("num_samples", "max_epochs", "grace_period", "max_failures"))
+    demo = SweepSpec.from_flags(["gated", "audio"], {"lr": 3e-4}, none, "d", str(tmp_path))
+    assert (demo.num_samples, demo.max_epochs) == (DEMO_BUDGET["num_samples"], DEMO_BUDGET["max_epochs"])
+    assert demo.fixed == {**{k: v for k, v in DEMO_TRAIN.items() if k != "epochs"}, "lr": 3e-4}
+    assert demo.trial_fixed["epochs"] == demo.max_epochs and "epochs" not in demo.fixed
+    real = SweepSpec.from_flags(["gated"], {"data_root": "/data"}, {**none, "max_epochs": 1}, None, str(tmp_path))
+    assert real.fixed == {"data_root": "/data"} and real.num_samples == DATA_BUDGET["num_samples"]
+    assert real.grace_period == 1 and real.name.startswith("gated-")  # ASHA's first rung is the last epoch
+    with pytest.raises(SpecError, match=r"^--grace-period \(5\) is longer than --max-epochs \(3\)$"):
+        SweepSpec.from_flags(["gated"], {}, {**none, "max_epochs": 3, "grace_period": 5}, None, str(tmp_path))
+
+    done = demo.replace(finished=("gated",), concurrent=2, resources={"cpu": 1.0, "gpu": 0.0})
+    store.write_sweep(str(tmp_path), done)
+    on_disk = json.loads((tmp_path / "d" / "sweep.json").read_text())
+    assert on_disk["methods"] == ["gated", "audio"] and on_disk["max_epochs"] == DEMO_BUDGET["max_epochs"]
+    assert store.read_sweep(str(tmp_path / "d")) == done
+    # An older sweep.json, written before max_failures was recorded, reads with the default.
+    old = {k: v for k, v in on_disk.items() if k != "max_failures"}
+    assert SweepSpec.from_json(old).max_failures == 3
+    for bad, why in (({**on_disk, "epochs": 3}, "unknown setting(s) epochs"), (old | {"fixed": []}, "'fixed'")):
+        (tmp_path / "d" / "sweep.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=re.escape(why)):
+            store.read_sweep(str(tmp_path / "d"))
+    (tmp_path / "d" / "sweep.json").write_text(json.dumps({"name": "d", "methods": ["gated"]}))
+    with pytest.raises(ValueError, match="missing fixed, num_samples, max_epochs"):
+        store.read_sweep(str(tmp_path / "d"))
+    with pytest.raises(store.NotASweep):
+        store.read_sweep(str(tmp_path / "nothing"))

@@ -1,0 +1,148 @@
+"""A sweep's settings, typed: `SweepSpec`, built once from the command line, saved as sweep.json.
+
+The demo-set and real-data defaults (budget, the demo recipe, the report's folds and seeds) are
+decided here and nowhere else. The command line's `--max-epochs` is a trial's `epochs`: `trial_fixed`
+is the one place that says so. Nothing here imports Ray or torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from emo.config import DEMO_TRAIN
+
+# The demo set: its recipe (emo.config.DEMO_TRAIN: the light CNNs, sized for CPUs) fixed for every
+# trial, and a short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
+DEMO_FIXED = {k: v for k, v in DEMO_TRAIN.items() if k != "epochs"}
+DEMO_BUDGET = {"num_samples": 8, "max_epochs": DEMO_TRAIN["epochs"]}
+DATA_BUDGET = {"num_samples": 16, "max_epochs": 20}
+# ASHA's first rung is epoch 2: epoch 1 is the learning-rate warmup, when most trials still predict one
+# class and their scores rank them poorly (BENCHMARKS.md, "Sweep efficiency", 2026-12-07). A budget of
+# fewer epochs starts it at its last.
+DEFAULTS = {"grace_period": 2, "reduction_factor": 2, "scheduler": "asha", "search": "tpe", "max_failures": 3}
+# The report's confirmation folds over actors and seeds per fold.
+DEMO_FOLDS_SEEDS = (4, 2)  # demo set: 7 actors in 4 folds, 2 seeds: 72 runs, 44 min on 2 cores (examples/demo-report)
+DATA_FOLDS_SEEDS = (4, 3)  # real RAVDESS: 22 actors in 4 folds of 5-6 test actors (the usual 4-fold protocol)
+# Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
+DEFINING = (
+    "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
+    "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures",
+)  # fmt: skip
+
+
+class SpecError(ValueError):
+    """A setting a sweep cannot have; the message names the flag."""
+
+
+def is_demo(fixed: dict) -> bool:
+    """Whether these TrainConfig settings train on the built-in demo set (no --data_root)."""
+    return fixed.get("data_root") is None
+
+
+def report_folds_seeds(demo: bool) -> tuple[int, int]:
+    return DEMO_FOLDS_SEEDS if demo else DATA_FOLDS_SEEDS
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything that defines a sweep, and what the driver adds once it knows the cluster."""
+
+    name: str  # the sweep's folder under the storage path
+    methods: tuple[str, ...]
+    fixed: dict[str, Any]  # TrainConfig settings of every trial (the demo recipe and the flags given)
+    num_samples: int  # trials per method
+    max_epochs: int  # a trial's `epochs`, ASHA's max_t
+    grace_period: int = DEFAULTS["grace_period"]
+    reduction_factor: int = DEFAULTS["reduction_factor"]
+    scheduler: str = DEFAULTS["scheduler"]  # asha or fifo
+    search: str = DEFAULTS["search"]  # tpe or random
+    gpus_per_trial: float | None = None  # None: 1 when Ray sees a GPU, else 0 (sweeps.cluster.gpu_share)
+    cpus_per_trial: float | None = None  # None: 1
+    max_concurrent: int | None = None  # None: what the cluster holds
+    max_failures: int = DEFAULTS["max_failures"]
+    storage: str = ""  # the storage path it was written under (local: absolute)
+    created: str = ""
+    finished: tuple[str, ...] = ()  # methods whose Tune experiment has ended
+    concurrent: int | None = None  # trials at once, decided when the sweep first started
+    resources: dict[str, float] | None = None  # {"cpu": ..., "gpu": ...} per trial, decided then too
+
+    @classmethod
+    def from_flags(
+        cls, methods: list[str], fixed_flags: dict, flags: dict, name: str | None, storage: str
+    ) -> SweepSpec:
+        """A new sweep from the command line: `fixed_flags` the TrainConfig flags given, `flags` the
+        defining flags (None where not given). Fills in the demo-set or real-data defaults and checks
+        every value; SpecError names the flag at fault."""
+        demo = is_demo(fixed_flags)
+        budget = DEMO_BUDGET if demo else DATA_BUDGET
+        f = dict(flags)
+        for k in ("num_samples", "max_epochs"):
+            f[k] = budget[k] if f.get(k) is None else f[k]
+        if f.get("grace_period") is None:
+            f["grace_period"] = min(DEFAULTS["grace_period"], f["max_epochs"])
+        for k, v in DEFAULTS.items():
+            f[k] = v if f.get(k) is None else f[k]
+        for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
+            if f[k] < 1:
+                raise SpecError(f"--{_flag(k)} must be >= 1, got {f[k]}")
+        if f["grace_period"] > f["max_epochs"]:
+            raise SpecError(f"--grace-period ({f['grace_period']}) is longer than --max-epochs ({f['max_epochs']})")
+        if f["max_failures"] < -1:
+            raise SpecError(f"--max-failures must be >= 0 (or -1: retry forever), got {f['max_failures']}")
+        for k in ("gpus_per_trial", "cpus_per_trial", "max_concurrent"):
+            if f.get(k) is not None and (f[k] < 0 or (k != "gpus_per_trial" and f[k] == 0)):
+                raise SpecError(f"--{_flag(k)} must be > 0, got {f[k]}")
+        if f.get("gpus_per_trial") and f["gpus_per_trial"] > 1 and f["gpus_per_trial"] % 1:
+            raise SpecError(f"--gpus-per-trial above 1 must be a whole number, got {f['gpus_per_trial']}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return cls(
+            name=name or f"{'-'.join(methods) if len(methods) < 4 else 'all'}-{stamp}",
+            methods=tuple(methods),
+            fixed={**(DEMO_FIXED if demo else {}), **fixed_flags},
+            **{k: f.get(k) for k in DEFINING},
+            storage=storage,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+
+    @property
+    def demo(self) -> bool:
+        return is_demo(self.fixed)
+
+    @property
+    def trial_fixed(self) -> dict:
+        """The TrainConfig settings every trial starts from: the fixed ones and the epoch budget."""
+        return {**self.fixed, "epochs": self.max_epochs}
+
+    def replace(self, **changes) -> SweepSpec:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        """sweep.json's content: plain JSON types, lists for tuples."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> SweepSpec:
+        """A spec from sweep.json's content; ValueError naming what is missing or unknown. Keys added
+        since the first sweeps were written (max_failures, ...) take their defaults."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}: written by another version of emo-sweeps?")
+        if not isinstance(d["fixed"], dict):
+            raise ValueError("'fixed' is not an object")
+        tuples = {k: tuple(d[k]) for k in ("methods", "finished") if k in d}
+        return cls(**{**d, **tuples})
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
