@@ -5,8 +5,8 @@ Ray Tune (2.60) writes `experiment_state-*.json` into the driver's staging folde
 place. A driver killed during that copy leaves an empty or cut-off state file in storage, and
 `Tuner.restore` then logs "Failed to restore the run state", silently starts the experiment over and
 crashes at the first suggestion ("no search space has been defined"), with a traceback, on every
-later `--resume` too. This project's driver-kill test, which kills the driver right after a result,
-hit it once.
+later `--resume` too. A driver killed right after a result (what the driver-kill test does) can land
+in that window.
 
 The staging folder (`RAY_TMP/session_*/artifacts/*/METHOD/driver_artifacts/`) lives on the machine
 that ran the driver and holds the complete file that was being copied: when the killed driver ran
