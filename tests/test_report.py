@@ -53,10 +53,17 @@ def reported(tiny_demo, tmp_path_factory):
         # mode keeps W&B off the network; the key is still read by W&B and visible to Ray's processes).
         env.setenv("WANDB_API_KEY", FAKE_KEY)
         puts: list[str] = []  # the type of every object the driver put in Ray's object store
+        sessions: set[Path] = set()  # the session folder of the Ray instance main() started, asked of Ray
         real_put = ray.put
-        env.setattr(ray, "put", lambda value, *a, **k: puts.append(type(value).__name__) or real_put(value, *a, **k))
+
+        def put(value, *a, **k):
+            puts.append(type(value).__name__)
+            sessions.add(Path(ray._private.worker._global_node.get_session_dir_path()))
+            return real_put(value, *a, **k)
+
+        env.setattr(ray, "put", put)
         rc = main(argv)
-        session = Path("/tmp/ray/session_latest").resolve()  # the Ray instance main() started and stopped
+        [session] = sessions
     out = storage / "r" / "report"
     summary = json.loads((out / "summary.json").read_text())
     return {"rc": rc, "sweep": storage / "r", "out": out, "summary": summary, "ray_session": session, "puts": puts}
@@ -300,7 +307,9 @@ def test_report_cli_errors_are_one_line(tmp_path, args, message):
     for name, fixed in (("half", {}), ("garbled", {}), ("cut", {}), ("moved", {"data_root": "/nonexistent/RAVDESS"})):
         folders[name] = tmp_path / name
         folders[name].mkdir()
-        (folders[name] / "sweep.json").write_text(json.dumps({"name": name, "methods": ["gated"], "fixed": fixed}))
+        (folders[name] / "sweep.json").write_text(
+            json.dumps({"name": name, "methods": ["gated"], "fixed": fixed, "num_samples": 1, "max_epochs": 1})
+        )
     (folders["garbled"] / "sweep.json").write_text('{"name": "garbled", "meth')  # cut off mid-write
     pq.write_table(pa.table({"method": ["gated"]}), folders["moved"] / "results.parquet")
     pq.write_table(pa.table({"method": ["gated"] * 100}), folders["cut"] / "results.parquet")
