@@ -130,7 +130,7 @@ class TrainConfig:
     lr: float = 1e-3  # guide default; it suggests 5e-4 or 3e-4 when fusion underperforms
     weight_decay: float = 1e-4  # AdamW
     batch_size: int = 16  # guide default
-    epochs: int = 20  # guide default; ASHA stops sweeps' weak trials earlier
+    epochs: int = 60  # real data (the guide says 20): ResNet18 on speech16k still improved at epoch 40-55
     early_stopping_patience: int = 10  # epochs without a better val Macro-F1 before stopping
     use_cosine_annealing: bool = True  # guide flag: cosine decay to 0 over `epochs` (steadier last epochs)
     warmup_epochs: float = 1.0  # linear learning-rate warmup over this many epochs, stepped per batch
