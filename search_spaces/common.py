@@ -78,11 +78,12 @@ class SearchSpace:
     def config(self, point: dict[str, Any]) -> TrainConfig:
         """The TrainConfig a trial at `point` runs (raises ValueError on a bad value)."""
         merged = {**self.fixed, "fusion": self.method, **point}
-        return TrainConfig(**{k: _plain(v) for k, v in merged.items()})
+        return TrainConfig(**{k: plain(v) for k, v in merged.items()})
 
 
-def _plain(v):
-    """numpy scalars (what Tune's samplers return) to Python numbers, for TrainConfig and JSON."""
+def plain(v):
+    """numpy scalars (what Tune's samplers return) to Python numbers, for TrainConfig, JSON, Parquet
+    and W&B; anything else as it is."""
     return v.item() if hasattr(v, "item") else v
 
 

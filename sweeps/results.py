@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
+from search_spaces.common import plain
 from sweeps.progress import START_OVERHEAD_S
 
 STATUSES = ("completed", "early-stopped", "pruned", "diverged", "error")
@@ -70,8 +71,7 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
         "config": json.dumps(cfg, sort_keys=True, default=str),
     }
     for k in searched:
-        v = cfg.get(k)
-        row[f"config/{k}"] = v.item() if hasattr(v, "item") else v
+        row[f"config/{k}"] = plain(cfg.get(k))
     return row
 
 

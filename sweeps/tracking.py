@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from search_spaces.common import plain
 from sweeps.trainable import checkpoint_epoch
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,12 @@ def metrics_of(result: dict) -> dict:
     for k, v in result.items():
         if not ("/" in k or k in _METRIC_KEYS):
             continue
-        v = v.item() if hasattr(v, "item") else v
+        v = plain(v)
         if isinstance(v, bool):
             v = int(v)
         if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
             out[k] = v
     return out
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v
 
 
 class WandbTrials(Callback):
@@ -177,7 +174,7 @@ class WandbTrials(Callback):
         # error) must leave the sync glob before the new folder is made: see the module docstring.
         fs = storage.storage_filesystem
         moved = supersede_offline_runs(fs, f"{storage.trial_fs_path}/wandb", run_id) if offline else []
-        config = {k: _plain(v) for k, v in trial.config.items()}
+        config = {k: plain(v) for k, v in trial.config.items()}
         run = start_run(
             config,
             project=self.project,

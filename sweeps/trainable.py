@@ -19,6 +19,7 @@ from ray import tune
 from emo.config import TrainConfig
 from emo.metric_names import OBJECTIVE
 from emo.paths import scratch_dir
+from search_spaces.common import plain
 from sweeps.cluster import torch_threads_from_ray
 
 TIME_ATTR = "epoch"  # ASHA's time unit: epochs completed (fit's metric of that name)
@@ -35,7 +36,7 @@ def train_trial(config: dict, data) -> None:
     ctx = tune.get_context()
     torch_threads_from_ray()
 
-    cfg = TrainConfig(**{k: v.item() if hasattr(v, "item") else v for k, v in config.items()})
+    cfg = TrainConfig(**{k: plain(v) for k, v in config.items()})
     # fit's own checkpoint folder: local scratch, outside the trial's working directory. Tune's
     # checkpoint of the last epoch is copied in to resume; each epoch's goes back out via report.
     # A trial whose worker is killed leaves its scratch behind (a RAVDESS-size gated checkpoint is
