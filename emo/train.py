@@ -57,16 +57,17 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The dtype the forward pass autocasts to, None for plain fp32. `auto` picks bf16 where the hardware
-    computes it natively: CUDA, and CPUs with AVX512-BF16 or AMX, where a ResNet18 training step on a
-    64 x 351 log-mel runs 1.8x faster than in fp32 (BENCHMARKS.md, "CPU precision"). Elsewhere a CPU
-    would emulate bf16, slower than fp32, so auto stays in fp32 there."""
+    computes it natively: CUDA, and CPUs with AVX512-BF16 or AMX, where an audio ResNet18 epoch on real
+    speech ran 2.05x faster than in fp32 (BENCHMARKS.md, "CPU precision"). Other CPUs have no bf16
+    instructions for it to use, so auto stays in fp32 there."""
     if precision == "fp32":
         return None
     if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
-    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
-        return torch.bfloat16
-    return None
+    # torch.cpu's own probes are private: a torch without them reads as a CPU without native bf16.
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    native = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return torch.bfloat16 if device.type == "cpu" and native else None
 
 
 def seed_everything(seed: int) -> None:
@@ -308,6 +309,8 @@ def fit(
     if ckpt is not None and (ckpt / STATE_FILE).exists():
         # On the CPU (load_checkpoint): the RNG states must stay CPU tensors; load_state_dict moves weights.
         state = load_checkpoint(ckpt / STATE_FILE)
+        # A checkpoint from before `precision` existed trained in bf16 on CUDA and in fp32 elsewhere.
+        state["config"].setdefault("precision", "auto" if device.type == "cuda" else "fp32")
         _check_resumable(cfg, state["config"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -106,6 +106,13 @@ def test_resume_refuses_other_settings(tiny_demo, tmp_path):
     fit(cfg, tiny_demo, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="other settings .*lr: 0.001 -> 0.01"):
         fit(cfg.replace(lr=0.01), tiny_demo, checkpoint_dir=tmp_path)
+    # A checkpoint written before `precision` existed trained in fp32 on a CPU: resumed as that.
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    del state["config"]["precision"]
+    torch.save(state, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="other settings .*precision: 'fp32' -> 'bf16'"):
+        fit(cfg.replace(precision="bf16", device="cpu"), tiny_demo, checkpoint_dir=tmp_path)
+    assert fit(cfg.replace(precision="fp32", device="cpu"), tiny_demo, checkpoint_dir=tmp_path)["epochs_run"] == 1
 
 
 def test_resume_refuses_other_epochs_under_cosine_annealing(tiny_demo, tmp_path):
