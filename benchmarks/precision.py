@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -43,8 +44,6 @@ def main(argv=None) -> None:
         raise SystemExit("error: --epochs must be >= 2 (the first epoch of each fit is not timed)")
     torch.set_num_threads(ns.threads)
     native = autocast_dtype("auto", torch.device("cpu")) is not None
-    from pathlib import Path
-
     from emo.data import load_data
 
     rows = []
