@@ -195,8 +195,7 @@ def run_method(method: str, sweep: SweepSpec, args, trainable, resume: bool):
     from sweeps.trainable import TIME_ATTR
 
     sp = get_space(method).pin(sweep.trial_fixed)
-    storage = sweep.storage
-    exp_path = f"{storage.rstrip('/')}/{sweep.name}/{method}"
+    exp_path = f"{store.sweep_dir(sweep.storage, sweep.name)}/{method}"
     if resume and "://" not in exp_path and Path(exp_path).is_dir():
         # Tune copies its state files into storage non-atomically: one cut off by the crash would
         # make Tune start the experiment over (sweeps.tune_state).
@@ -247,7 +246,7 @@ def run_method(method: str, sweep: SweepSpec, args, trainable, resume: bool):
         ),
         run_config=tune.RunConfig(
             name=method,
-            storage_path=f"{storage.rstrip('/')}/{sweep.name}",
+            storage_path=store.sweep_dir(sweep.storage, sweep.name),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -388,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         from emo.tracking import wandb_mode
 
         if wandb_mode() == "offline":
-            runs = f"{sweep.storage}/{sweep.name}/*/*/wandb/offline-run-*"
+            runs = f"{store.sweep_dir(sweep.storage, sweep.name)}/*/*/wandb/offline-run-*"
             print(f"W&B runs are offline; upload them with: wandb sync {runs}")
     return 0
 

@@ -45,7 +45,7 @@ def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
     """Write `data` to STORAGE/relpath, local (atomically: write beside, rename) or a URI such as
     s3:// (one object PUT, atomic already). Returns where it went."""
     if "://" in storage_path:
-        fs, root = pafs.FileSystem.from_uri(storage_path)
+        fs, root = storage_fs(storage_path)
         fs.create_dir(f"{root}/{relpath}".rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(f"{root}/{relpath}") as f:
             f.write(data)
