@@ -157,14 +157,14 @@ def sweep(ns) -> None:
 
 def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
     """Tune trainable: the model of `config` with its optimizer state, checkpointed `epochs` times
-    exactly as a sweep trial does after each epoch (emo.train.save_checkpoint into local scratch,
+    exactly as a sweep trial does after each epoch (emo.checkpoint.save_checkpoint into local scratch,
     then tune.report with the folder, which Tune copies to the trial's storage before it returns).
     No training: the cost measured is the checkpoint's alone."""
     import torch
     from ray import tune
 
     from emo.models import build_model
-    from emo.train import cpu_weights, save_checkpoint
+    from emo.checkpoint import Progress, save_checkpoint
 
     torch.set_num_threads(1)
     cfg = TrainConfig(**config)
@@ -179,9 +179,9 @@ def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
         for epoch in range(epochs):
             t0 = time.perf_counter()
             # An improving epoch, the costlier case: fit copies the weights and writes best.pt too.
-            best_state = cpu_weights(model)
-            save_checkpoint(scratch, cfg, model, opt, None, epoch, {"f1": 0.5, "epoch": epoch, "bad_epochs": 0},
-                            [], None, best_state=best_state)  # fmt: skip
+            progress = Progress()
+            progress.record(0.5, epoch, model)  # copies the weights, as fit does
+            save_checkpoint(scratch, cfg, model, opt, None, None, progress, write_best=True)
             t1 = time.perf_counter()
             tune.report({"epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(str(scratch)))
             t2 = time.perf_counter()
@@ -224,7 +224,7 @@ def checkpoint(ns) -> None:
     notes = (
         f"The RAVDESS recipe's models (ResNet18 audio on the log-mel, ResNet18 per video frame), with AdamW's state, "
         f"checkpointed {ns.epochs} times the way a sweep trial does after every epoch (median of all but the first): "
-        "`emo.train.save_checkpoint` writes state.pt and, on an improving epoch, best.pt into local scratch; "
+        "`emo.checkpoint.save_checkpoint` writes state.pt and, on an improving epoch, best.pt into local scratch; "
         "`tune.report` then copies the folder to the trial's storage (a local folder here) before it returns. "
         f"The last column compares with a {ns.epoch_s:g} s epoch (`--epoch-s`; the H100 goal for gated)."
     )

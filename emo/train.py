@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import json
 import math
-import pickle
 import random
 import sys
 import time
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.config import DEMO_TRAIN, OPERATIONAL_FIELDS, TrainConfig
+from emo.checkpoint import Progress, restore, save_checkpoint
+from emo.config import DEMO_TRAIN, TrainConfig
 from emo.data.cache import load_data
 from emo.data.labels import class_names
 from emo.data.splits import make_split
@@ -36,9 +36,6 @@ from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE
 from emo.metrics import accuracy, confusion_matrix, macro_f1, per_class_f1
 from emo.models import build_model
 from emo.paths import atomic_write
-
-STATE_FILE = "state.pt"  # everything needed to resume, written every `checkpoint_every` epochs
-BEST_FILE = "best.pt"  # the model weights at the best validation epoch
 
 Report = Callable[[dict, str | None], None]
 
@@ -74,77 +71,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    """Every generator's state as tensors and plain Python values, which `weights_only` loading accepts
-    (numpy's key array is kept as a tensor: an ndarray would need numpy's unpickler)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    state = {
-        "python": random.getstate(),
-        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_save(obj, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint file, read with `weights_only=True`: tensors and plain data only. A trial's
-    checkpoint comes back from shared storage, or from a scratch folder on a shared machine, and a full
-    unpickle would run whatever code a planted file names. One ValueError line when it is refused."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        # torch's message is a paragraph; the line naming what was refused ("GLOBAL posix.system") is enough.
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        refused = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[-1] if lines else "")
-        raise ValueError(
-            f"refusing to load checkpoint {path}: it holds more than tensors and plain data ({refused}); "
-            "a file planted there, or one written by an older emo-sweeps: use a new --checkpoint_dir"
-        ) from None
-
-
-def cpu_weights(model) -> dict:
-    """A copy of the model's weights on the CPU: what fit keeps of the best validation epoch."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def save_checkpoint(
-    ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, epoch: int, best: dict, history: list,
-    wandb_id: str | None, best_state: dict | None = None, ema=None,
-) -> None:  # fmt: skip
-    """What fit writes after an epoch: `best_state` to best.pt when the epoch improved on validation,
-    and everything a resume needs to state.pt (weights, optimizer, scheduler, RNG, history)."""
-    if best_state is not None:
-        _atomic_save(best_state, ckpt / BEST_FILE)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "ema": ema.state_dict() if ema is not None else None,
-        "epoch": epoch,
-        "best": best,
-        "history": history,
-        "rng": _rng_state(),
-        "config": cfg.to_dict(),
-        "wandb_id": wandb_id,
-    }
-    _atomic_save(state, ckpt / STATE_FILE)
 
 
 class DeviceData:
@@ -211,59 +137,84 @@ def class_weights(labels: np.ndarray, num_classes: int, device) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32, device=device)
 
 
-def run_epoch(
-    model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device, optimizer=None, scheduler=None,
-    weight: torch.Tensor | None = None, ema=None,
-) -> dict:  # fmt: skip
-    """One pass over rows `idx` (training if an optimizer is given; then `scheduler` steps per batch, the
-    loss uses `weight` and label smoothing, and `ema` averages the weights after every step). Returns
-    loss, f1, acc, confusion matrix, predictions and the mean gate value when the model has one. The
-    loss reported is the training loss in training, plain cross-entropy otherwise."""
-    train = optimizer is not None
-    model.train(train)
-    idx_t = torch.as_tensor(idx, device=device)
-    if train:
-        idx_t = idx_t[torch.randperm(len(idx_t)).to(device)]  # global RNG: seeded and checkpointed
-    losses, preds, gates, n = 0.0, [], [], 0
+class _Tally:
+    """What a pass over some rows adds up: the loss, the predictions and the gate values, per batch."""
+
+    def __init__(self) -> None:
+        self.loss, self.n, self.preds, self.gates = 0.0, 0, [], []
+
+    def add(self, loss: torch.Tensor, out: dict, y: torch.Tensor) -> None:
+        self.loss += loss.item() * len(y)
+        self.n += len(y)
+        self.preds.append(out["logits"].argmax(-1))
+        if "gate" in out:
+            self.gates.append(out["gate"].detach().float())
+
+    def result(self, dd: DeviceData, order: torch.Tensor, num_classes: int) -> dict:
+        pred = torch.cat(self.preds)
+        cm = confusion_matrix(dd.labels[order], pred, num_classes)
+        res = {
+            "loss": self.loss / max(self.n, 1),
+            "f1": macro_f1(cm),
+            "acc": accuracy(cm),
+            "cm": cm,
+            "pred": pred.cpu(),
+            "order": order.cpu(),
+        }
+        if self.gates:
+            res["gate"] = torch.cat(self.gates).cpu()
+        return res
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
     dtype = autocast_dtype(cfg.precision, device)
     # fp32 needs no context (autocast warns when handed float32 on a CPU)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    with torch.set_grad_enabled(train):
-        for start in range(0, len(idx_t), cfg.batch_size):
-            a, v, y = dd.batch(idx_t[start : start + cfg.batch_size])
-            with autocast:
-                out = model(a, v)
-            if train:
-                loss = F.cross_entropy(out["logits"].float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss is {loss.item()} (lr {cfg.lr} too high?)")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-            else:
-                loss = F.cross_entropy(out["logits"].float(), y)
-            losses += loss.item() * len(y)
-            n += len(y)
-            preds.append(out["logits"].argmax(-1))
-            if "gate" in out:
-                gates.append(out["gate"].detach().float())
-    pred = torch.cat(preds)
-    cm = confusion_matrix(dd.labels[idx_t], pred, cfg.num_classes)
-    res = {
-        "loss": losses / max(n, 1),
-        "f1": macro_f1(cm),
-        "acc": accuracy(cm),
-        "cm": cm,
-        "pred": pred.cpu(),
-        "order": idx_t.cpu(),
-    }
-    if gates:
-        res["gate"] = torch.cat(gates).cpu()
-    return res
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def train_one_epoch(
+    model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device: torch.device, optimizer,
+    scheduler=None, weight: torch.Tensor | None = None, ema=None,
+) -> dict:  # fmt: skip
+    """One training pass over rows `idx` in a random order, `cfg.batch_size` at a time: forward under
+    the run's autocast, cross-entropy with class `weight` and label smoothing, AdamW step, then the
+    per-batch `scheduler` step and `ema` update. Returns the training loss, Macro-F1, accuracy, confusion
+    matrix, predictions in the order trained (`order`) and the gate values when the model has one."""
+    model.train()
+    order = torch.as_tensor(idx, device=device)
+    order = order[torch.randperm(len(order)).to(device)]  # global RNG: seeded and checkpointed
+    tally, autocast = _Tally(), _autocast(cfg, device)
+    for start in range(0, len(order), cfg.batch_size):
+        a, v, y = dd.batch(order[start : start + cfg.batch_size])
+        with autocast:
+            out = model(a, v)
+        loss = F.cross_entropy(out["logits"].float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} (lr {cfg.lr} too high?)")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        tally.add(loss, out, y)
+    return tally.result(dd, order, cfg.num_classes)
+
+
+@torch.no_grad()
+def evaluate(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device: torch.device) -> dict:
+    """`model` in eval mode over rows `idx` in order: plain cross-entropy, Macro-F1, accuracy, confusion
+    matrix, predictions (`order`: the rows they belong to) and the gate values when the model has one."""
+    model.eval()
+    order = torch.as_tensor(idx, device=device)
+    tally, autocast = _Tally(), _autocast(cfg, device)
+    for start in range(0, len(order), cfg.batch_size):
+        a, v, y = dd.batch(order[start : start + cfg.batch_size])
+        with autocast:
+            out = model(a, v)
+        tally.add(F.cross_entropy(out["logits"].float(), y), out, y)
+    return tally.result(dd, order, cfg.num_classes)
 
 
 def fit(
@@ -299,135 +250,123 @@ def fit(
     ema = weight_average(model, cfg, steps_per_epoch)
     evaluated = ema.module if ema is not None else model  # the weights validation and test score
     weight = class_weights(dd.labels_np[split.train], cfg.num_classes, device) if cfg.class_balance else None
-
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    history: list[dict] = []
-    best = {"f1": -1.0, "epoch": -1, "bad_epochs": 0}
-    best_state = None
-    best_unsaved = False  # a better epoch since the last checkpoint: best.pt is behind
-    start_epoch, wandb_id = 0, None
-    if ckpt is not None and (ckpt / STATE_FILE).exists():
-        # On the CPU (load_checkpoint): the RNG states must stay CPU tensors; load_state_dict moves weights.
-        state = load_checkpoint(ckpt / STATE_FILE)
-        # A checkpoint from before `precision` existed trained in bf16 on CUDA and in fp32 elsewhere.
-        state["config"].setdefault("precision", "auto" if device.type == "cuda" else "fp32")
-        _check_resumable(cfg, state["config"])
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        history, best, wandb_id = state["history"], state["best"], state.get("wandb_id")
-        start_epoch = state["epoch"] + 1
-        best_state = load_checkpoint(ckpt / BEST_FILE)
-        _set_rng_state(state["rng"])
-    elif ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
-
-    run = None
-    if cfg.wandb:
-        from emo.tracking import start_run
-
-        opts = {"project": cfg.wandb_project, "tags": (cfg.fusion,), "directory": ckpt, **(tracking or {})}
-        if wandb_id:  # resuming: continue the run this checkpoint logged to
-            opts["run_id"] = wandb_id
-        run = start_run(cfg.to_dict(), **opts)
-        wandb_id = run.id
+    progress = restore(ckpt, cfg, device, model, optimizer, scheduler, ema) if ckpt is not None else Progress()
+    run = _start_wandb(cfg, ckpt, tracking, progress) if cfg.wandb else None
     try:
-        stopped_early = bool(history) and best["bad_epochs"] >= cfg.early_stopping_patience > 0
-        for epoch in range(start_epoch, cfg.epochs):
-            if stopped_early:
+        best_unsaved = False  # a better epoch since the last checkpoint: best.pt is behind
+        for epoch in range(progress.next_epoch, cfg.epochs):
+            if progress.stopped_early(cfg.early_stopping_patience):
                 break
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            tr = run_epoch(model, dd, split.train, cfg, device, optimizer, scheduler, weight, ema)
-            va = run_epoch(evaluated, dd, split.val, cfg, device)
-            improved = va["f1"] > best["f1"]
-            if improved:
-                best = {"f1": va["f1"], "epoch": epoch, "bad_epochs": 0}
-                best_state = cpu_weights(evaluated)
-            else:
-                best["bad_epochs"] += 1
-            stopped_early = best["bad_epochs"] >= cfg.early_stopping_patience > 0
-            metrics = {
-                "epoch": epoch + 1,  # epochs completed: the unit ASHA counts in
-                "train/loss": tr["loss"],
-                "val/loss": va["loss"],
-                "train/f1": tr["f1"],
-                EPOCH_VAL_F1: va["f1"],
-                "train/acc": tr["acc"],
-                "val/acc": va["acc"],
-                "lr": lr,
-                OBJECTIVE: best["f1"],
-                "best/epoch": best["epoch"] + 1,
-                "time/epoch_s": time.perf_counter() - t0,
-                "stopped_early": stopped_early,  # this was the last epoch: no val improvement for `patience`
-            }
-            if "gate" in tr:
-                metrics["gate/train_mean"] = float(tr["gate"].mean())
-                metrics["gate/val_mean"] = float(va["gate"].mean())
-            history.append(metrics)
+            tr = train_one_epoch(model, dd, split.train, cfg, device, optimizer, scheduler, weight, ema)
+            va = evaluate(evaluated, dd, split.val, cfg, device)
+            improved = progress.record(va["f1"], epoch, evaluated)
+            progress.history.append(_epoch_metrics(epoch, tr, va, lr, progress, cfg, time.perf_counter() - t0))
+            metrics = progress.history[-1]
             best_unsaved = best_unsaved or improved
             saved = ckpt is not None and (
-                (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or stopped_early
+                (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or metrics["stopped_early"]
             )
             if saved:
-                save_checkpoint(ckpt, cfg, model, optimizer, scheduler, epoch, best, history, wandb_id,
-                                best_state=best_state if best_unsaved else None, ema=ema)  # fmt: skip
+                save_checkpoint(ckpt, cfg, model, optimizer, scheduler, ema, progress, write_best=best_unsaved)
                 best_unsaved = False
             if run is not None:
                 run.log(metrics, step=epoch + 1)
             if report is not None:
                 report(dict(metrics), str(ckpt) if saved else None)
 
-        names = class_names(cfg.num_classes)
-        results = {
-            "fusion": cfg.fusion,
-            "num_classes": cfg.num_classes,
-            "epochs_run": len(history),
-            "stopped_early": stopped_early,
-            "best_epoch": best["epoch"] + 1,
-            EPOCH_VAL_F1: best["f1"],  # the best epoch's: the weights tested and kept
-            "precision": "bf16" if autocast_dtype(cfg.precision, device) == torch.bfloat16 else "fp32",
-            "split": {
-                **split.sizes(),
-                "train_actors": split.train_actors,
-                "val_actors": split.val_actors,
-                "test_actors": split.test_actors,
-            },
-            "history": history,
-        }
+        results = _results(cfg, device, split, progress)
         if evaluate_test:
             # Test once, with the best validation epoch's weights: test clips never choose anything.
-            if best_state is not None:
-                model.load_state_dict(best_state)
-            te = run_epoch(model, dd, split.test, cfg, device)
-            results |= {
-                "test/f1": te["f1"],
-                "test/acc": te["acc"],
-                "test/loss": te["loss"],
-                "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
-                "test/confusion": te["cm"].tolist(),
-                "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
-                "test/pred": te["pred"].tolist(),
-            }
-            if "gate" in te:
-                y = dd.labels_np[te["order"].numpy()]
-                g = te["gate"].numpy()
-                results["gate"] = {
-                    "test_mean": float(g.mean()),
-                    "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
-                }
+            if progress.best_state is not None:
+                model.load_state_dict(progress.best_state)
+            results |= _test_results(evaluate(model, dd, split.test, cfg, device), dd, cfg)
         results["seconds"] = time.perf_counter() - t_start
         if run is not None:
-            run.summary.update(wandb_summary(results, names))
+            run.summary.update(wandb_summary(results, class_names(cfg.num_classes)))
         return results
     finally:
         # Also when the loop is cut short: a sweep scheduler stopping the trial ends the `report` call
         # with SystemExit, and the W&B run must still be closed and its files flushed.
         if run is not None:
             run.finish()
+
+
+def _start_wandb(cfg: TrainConfig, ckpt: Path | None, tracking: dict | None, progress: Progress):
+    from emo.tracking import start_run
+
+    opts = {"project": cfg.wandb_project, "tags": (cfg.fusion,), "directory": ckpt, **(tracking or {})}
+    if progress.wandb_id:  # resuming: continue the run this checkpoint logged to
+        opts["run_id"] = progress.wandb_id
+    run = start_run(cfg.to_dict(), **opts)
+    progress.wandb_id = run.id
+    return run
+
+
+def _epoch_metrics(epoch: int, tr: dict, va: dict, lr: float, progress: Progress, cfg: TrainConfig,
+                   seconds: float) -> dict:  # fmt: skip
+    """One epoch's row of the history: what W&B logs, Tune receives and the checkpoint keeps."""
+    metrics = {
+        "epoch": epoch + 1,  # epochs completed: the unit ASHA counts in
+        "train/loss": tr["loss"],
+        "val/loss": va["loss"],
+        "train/f1": tr["f1"],
+        EPOCH_VAL_F1: va["f1"],
+        "train/acc": tr["acc"],
+        "val/acc": va["acc"],
+        "lr": lr,
+        OBJECTIVE: progress.best["f1"],
+        "best/epoch": progress.best["epoch"] + 1,
+        "time/epoch_s": seconds,
+        # this was the last epoch: no val improvement for `patience`
+        "stopped_early": progress.best["bad_epochs"] >= cfg.early_stopping_patience > 0,
+    }
+    if "gate" in tr:
+        metrics["gate/train_mean"] = float(tr["gate"].mean())
+        metrics["gate/val_mean"] = float(va["gate"].mean())
+    return metrics
+
+
+def _results(cfg: TrainConfig, device: torch.device, split, progress: Progress) -> dict:
+    return {
+        "fusion": cfg.fusion,
+        "num_classes": cfg.num_classes,
+        "epochs_run": len(progress.history),
+        "stopped_early": progress.stopped_early(cfg.early_stopping_patience),
+        "best_epoch": progress.best["epoch"] + 1,
+        EPOCH_VAL_F1: progress.best["f1"],  # the best epoch's: the weights tested and kept
+        "precision": "bf16" if autocast_dtype(cfg.precision, device) == torch.bfloat16 else "fp32",
+        "split": {
+            **split.sizes(),
+            "train_actors": split.train_actors,
+            "val_actors": split.val_actors,
+            "test_actors": split.test_actors,
+        },
+        "history": progress.history,
+    }
+
+
+def _test_results(te: dict, dd: DeviceData, cfg: TrainConfig) -> dict:
+    names = class_names(cfg.num_classes)
+    out = {
+        "test/f1": te["f1"],
+        "test/acc": te["acc"],
+        "test/loss": te["loss"],
+        "test/per_class_f1": dict(zip(names, per_class_f1(te["cm"]).tolist(), strict=True)),
+        "test/confusion": te["cm"].tolist(),
+        "test/recordings": [int(dd.rows[i]) for i in te["order"].tolist()],
+        "test/pred": te["pred"].tolist(),
+    }
+    if "gate" in te:
+        y = dd.labels_np[te["order"].numpy()]
+        g = te["gate"].numpy()
+        out["gate"] = {
+            "test_mean": float(g.mean()),
+            "test_per_class": {names[c]: float(g[y == c].mean()) for c in np.unique(y)},
+        }
+    return out
 
 
 def wandb_summary(results: dict, names: tuple[str, ...]) -> dict:
@@ -452,23 +391,6 @@ def wandb_summary(results: dict, names: tuple[str, ...]) -> dict:
         rows = [[name, *counts] for name, counts in zip(names, results["test/confusion"], strict=True)]
         out["test/confusion"] = wandb.Table(columns=["true", *names], data=rows)
     return out
-
-
-_RESUME_MAY_DIFFER = {"epochs", "device", "early_stopping_patience"} | OPERATIONAL_FIELDS
-
-
-def _check_resumable(cfg: TrainConfig, saved: dict) -> None:
-    diff = sorted(k for k, v in cfg.to_dict().items() if k not in _RESUME_MAY_DIFFER and saved.get(k) != v)
-    if diff:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-        raise ValueError(f"the checkpoint was written with other settings ({shown}); use a new --checkpoint_dir")
-    if cfg.use_cosine_annealing and saved.get("epochs") != cfg.epochs:
-        # The saved scheduler anneals over the old epoch count (its length in steps); continuing it over another
-        # count would end at neither schedule. Without cosine annealing, more epochs just train longer.
-        raise ValueError(
-            f"the checkpoint's cosine learning-rate schedule runs over {saved.get('epochs')} epochs, not "
-            f"--epochs {cfg.epochs}; resume with --epochs {saved.get('epochs')} or use a new --checkpoint_dir"
-        )
 
 
 def _print_epoch(metrics: dict, _ckpt) -> None:

@@ -13,7 +13,8 @@ import torch
 from emo.config import DEMO_TRAIN, FUSIONS, TrainConfig
 from emo.data.splits import make_split
 from emo.models import MODELS, build_model
-from emo.train import BEST_FILE, DeviceData, fit, run_epoch
+from emo.checkpoint import BEST_FILE
+from emo.train import DeviceData, evaluate, fit
 
 TWO_STREAM = {name for name, cls in MODELS.items() if len(cls.streams) == 2}
 # The demo recipe on a shorter schedule (16 epochs of 16 steps), with the learning rate doubled for it.
@@ -32,7 +33,7 @@ def _swapped_accuracy(model, dd, idx, cfg, stream: str) -> float:
     saved = getattr(dd, stream).clone()
     try:
         getattr(dd, stream)[torch.as_tensor(idx)] = saved[perm]
-        return run_epoch(model, dd, idx, cfg, torch.device("cpu"))["acc"]
+        return evaluate(model, dd, idx, cfg, torch.device("cpu"))["acc"]
     finally:
         setattr(dd, stream, saved)
 
@@ -55,7 +56,7 @@ def test_every_method_learns(learn_demo, tmp_path, fusion, num_classes):
     model.load_state_dict(torch.load(tmp_path / BEST_FILE, weights_only=True))
     dd = DeviceData(learn_demo, cfg, torch.device("cpu"))
     split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed)
-    acc = run_epoch(model, dd, split.test, cfg, torch.device("cpu"))["acc"]
+    acc = evaluate(model, dd, split.test, cfg, torch.device("cpu"))["acc"]
     assert acc == pytest.approx(res["test/acc"])
     for stream in ("audio", "video"):
         swapped = _swapped_accuracy(model, dd, split.test, cfg, stream)
