@@ -163,8 +163,8 @@ def _checkpoint_trial(config: dict, log: str, epochs: int) -> None:
     import torch
     from ray import tune
 
-    from emo.models import build_model
     from emo.checkpoint import Progress, save_checkpoint
+    from emo.models import build_model
 
     torch.set_num_threads(1)
     cfg = TrainConfig(**config)

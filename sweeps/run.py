@@ -22,7 +22,6 @@ from pathlib import Path
 import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
 from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
 from emo.config import TrainConfig
-from emo.metric_names import MODE, OBJECTIVE
 from sweeps import cluster, store
 from sweeps.spec import DATA_BUDGET, DEFAULTS, DEFINING, DEMO_BUDGET, SpecError, SweepSpec
 
@@ -151,112 +150,6 @@ def resolve(argv: list[str] | None) -> dict:
     return {"args": args, "sweep": sweep}
 
 
-def _max_concurrent(sweep: SweepSpec, gpus: float, cpus: float) -> int:
-    import ray
-
-    if sweep.max_concurrent:
-        return min(sweep.max_concurrent, sweep.num_samples)
-    return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep.num_samples)
-
-
-def _searcher(sweep: SweepSpec, sp, seed: int):
-    import optuna
-
-    from sweeps.search import PrunedAwareOptunaSearch
-
-    n = sweep.num_samples
-    if sweep.search == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        # Optuna's default of 10 random start-up trials would leave a small sweep with no TPE at all.
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n // 4)), constant_liar=True)
-    return PrunedAwareOptunaSearch(
-        metric=OBJECTIVE,
-        mode=MODE,
-        sampler=sampler,
-        points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
-        max_epochs=sweep.max_epochs,
-    )
-
-
-def trial_name(trial) -> str:
-    """`gated_3f2a1b0c`: short folder names (Ray's default spells out the whole config)."""
-    return f"{trial.config.get('fusion', 'trial')}_{trial.trial_id}"
-
-
-def run_method(method: str, sweep: SweepSpec, args, trainable, resume: bool):
-    """One Tune experiment (STORAGE/NAME/METHOD): start it, or restore it with searcher and scheduler
-    state, finished trials kept and unfinished ones continued from their checkpoints."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    from search_spaces import get_space
-    from sweeps.progress import Progress
-    from sweeps.trainable import TIME_ATTR
-
-    sp = get_space(method).pin(sweep.trial_fixed)
-    exp_path = f"{store.sweep_dir(sweep.storage, sweep.name)}/{method}"
-    if resume and "://" not in exp_path and Path(exp_path).is_dir():
-        # Tune copies its state files into storage non-atomically: one cut off by the crash would
-        # make Tune start the experiment over (sweeps.tune_state).
-        from sweeps.tune_state import StateError, repair
-
-        try:
-            for line in repair(exp_path, method):
-                print(f"[{method}] {line}", flush=True)
-        except StateError as e:
-            fail(f"--resume: {e}")
-    if resume and tune.Tuner.can_restore(exp_path):
-        print(f"[{method}] resuming {exp_path}", flush=True)
-        tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
-        return tuner.fit(), sp
-    scheduler = (
-        ASHAScheduler(
-            time_attr=TIME_ATTR,
-            max_t=sweep.max_epochs,
-            grace_period=sweep.grace_period,
-            reduction_factor=sweep.reduction_factor,
-        )
-        if sweep.scheduler == "asha"
-        else FIFOScheduler()
-    )
-    seed = int(sweep.fixed.get("seed", 0))
-    callbacks = [Progress(method, sweep.num_samples, sweep.max_epochs)]
-    if sweep.fixed.get("wandb"):
-        from sweeps.tracking import WandbTrials
-
-        project = sweep.fixed.get("wandb_project") or TrainConfig().wandb_project
-        staging = str(Path.home() / ".cache" / "emo-sweeps" / "wandb")  # for s3:// storage only
-        callbacks.append(WandbTrials(sweep.name, method, project, staging=staging))
-    tuner = tune.Tuner(
-        trainable,
-        param_space=sp.param_space(),
-        tune_config=tune.TuneConfig(
-            metric=OBJECTIVE,
-            mode=MODE,
-            search_alg=_searcher(sweep, sp, seed),
-            scheduler=scheduler,
-            num_samples=sweep.num_samples,
-            max_concurrent_trials=sweep.concurrent,
-            # A fresh worker per trial costs ~14 s on 2 cores (torch import, first model build);
-            # reusing workers took 8 short demo trials from 58 s to 12 s there.
-            reuse_actors=True,
-            trial_name_creator=trial_name,
-            trial_dirname_creator=trial_name,
-        ),
-        run_config=tune.RunConfig(
-            name=method,
-            storage_path=store.sweep_dir(sweep.storage, sweep.name),
-            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=callbacks,
-            verbose=0,  # Progress prints one line per epoch instead of Ray's wide status tables
-        ),
-    )
-    return tuner.fit(), sp
-
-
 # A sweep's name is one folder under --storage-path, never a path: "../x" or "/x" would write elsewhere.
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -302,10 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         check_report_folds(data, args.report_folds, args.report_seeds, demo=cfg.data_root is None)
 
     import ray
-    from ray import tune
 
+    from sweeps import tuner
     from sweeps.results import leaderboard, trial_row
-    from sweeps.trainable import train_trial
 
     started, url = cluster.start_ray(args.address, args.dashboard_host)
     try:
@@ -331,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         sweep = sweep.replace(
-            concurrent=sweep.concurrent or _max_concurrent(sweep, gpus, cpus), resources={"cpu": cpus, "gpu": gpus}
+            concurrent=sweep.concurrent or tuner.max_concurrent(sweep, gpus, cpus), resources={"cpu": cpus, "gpu": gpus}
         )
         store.write_sweep(sweep.storage, sweep)
         print(
@@ -344,14 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         # Into the object store once; every trial of every method, and the report's confirmation runs,
         # map this one copy (with_parameters keeps an ObjectRef as it is and hands trials its object).
         data_ref = ray.put(data.arrays())
-        trainable = tune.with_resources(
-            tune.with_parameters(train_trial, data=data_ref),
-            {"cpu": cpus, "gpu": gpus},
-        )
+        trial = tuner.trainable(data_ref, cpus, gpus)
         rows = []
         for method in sweep.methods:
             t0 = time.perf_counter()
-            grid, sp = run_method(method, sweep, args, trainable, resume)
+            try:
+                grid, sp = tuner.run_method(method, sweep, trial, resume)
+            except tuner.ResumeError as e:
+                fail(f"--resume: {e}")
             method_rows = [trial_row(res_, sweep.name, method, list(sp.params), sweep.max_epochs) for res_ in grid]
             rows += method_rows
             print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)

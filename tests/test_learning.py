@@ -10,10 +10,10 @@ generalising to unseen actors is what `python -m benchmarks.quality` measures, o
 import pytest
 import torch
 
+from emo.checkpoint import BEST_FILE
 from emo.config import DEMO_TRAIN, FUSIONS, TrainConfig
 from emo.data.splits import make_split
 from emo.models import MODELS, build_model
-from emo.checkpoint import BEST_FILE
 from emo.train import DeviceData, evaluate, fit
 
 TWO_STREAM = {name for name, cls in MODELS.items() if len(cls.streams) == 2}

@@ -445,14 +445,14 @@ def test_optuna_search_is_seeded():
     its start-up trials); another seed proposes others."""
     from emo.metric_names import OBJECTIVE
     from search_spaces import get_space
-    from sweeps.run import _searcher
     from sweeps.spec import SweepSpec
+    from sweeps.tuner import searcher
 
     sp = get_space("gated")
     sweep = SweepSpec(name="s", methods=("gated",), fixed={}, num_samples=8, max_epochs=6, search="tpe")
 
     def proposals(seed: int, n: int = 6) -> list[dict]:
-        s = _searcher(sweep, sp, seed)
+        s = searcher(sweep, sp, seed)
         s.set_search_properties(None, None, {**sp.param_space(), "epochs": 6})  # what Tune does
         out = []
         for i in range(n):
