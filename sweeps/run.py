@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if not report and (args.report_folds or args.report_seeds):
         fail("--report-folds and --report-seeds need --report (the report runs by itself only for `all`)")
     if report:  # a report that cannot run must fail now, not after the sweep
-        from sweeps.report import check_report_folds
+        from sweeps.report.selection import check_report_folds
 
         check_report_folds(data, args.report_folds, args.report_seeds, demo=cfg.data_root is None)
 
@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(leaderboard(rows, top=args.top))
         print(f"\nresults: {out}", flush=True)
         if report:
-            from sweeps.report import load_sweep, make_report
+            from sweeps.report.build import make_report
+            from sweeps.report.selection import load_sweep
 
             print(flush=True)
             make_report(

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps import analysis as A
-from sweeps.report_html import RANKING_COLUMNS, pct, text_table
+from sweeps.report import stats as A
+from sweeps.report.page import RANKING_COLUMNS, pct, text_table
 from tests.keysearch import FAKE_KEY, search
 from tests.test_sweep import SWEEP_DATA as SWEEP_FLAGS
 
@@ -275,14 +275,14 @@ def test_a_finished_run_is_reused_unless_a_setting_that_changes_its_result_diffe
     says how runs are operated (W&B, checkpoint cadence), nor for a run saved before such a field
     existed (the committed example's runs predate `checkpoint_every`)."""
     from emo.config import TrainConfig
-    from sweeps.report import _same_run
+    from sweeps.report.confirm import same_run
 
     cfg = TrainConfig(fusion="gated", checkpoint_every=3, wandb=True).to_dict()
     saved = json.loads(json.dumps(TrainConfig(fusion="gated").to_dict()))  # as read back from its file
     del saved["checkpoint_every"]
-    assert _same_run(saved, cfg)
-    assert not _same_run(saved, {**cfg, "lr": cfg["lr"] * 2})
-    assert not _same_run(saved, {**cfg, "seed": cfg["seed"] + 1})
+    assert same_run(saved, cfg)
+    assert not same_run(saved, {**cfg, "lr": cfg["lr"] * 2})
+    assert not same_run(saved, {**cfg, "seed": cfg["seed"] + 1})
 
 
 @pytest.mark.parametrize(
@@ -429,13 +429,13 @@ def test_importance_ranks_the_parameter_that_decides_the_score():
 
 
 def test_importance_over_a_methods_own_search_space():
-    """The report's path from a method's search space to fANOVA (`_distributions`, Optuna's conversion
+    """The report's path from a method's search space to fANOVA (`selection.distributions`, Optuna's conversion
     of Tune's domains), on gated trials whose score depends on the initial gate only."""
-    from sweeps.report import _distributions
+    from sweeps.report.selection import distributions
 
     rng = np.random.default_rng(1)
     names = ["lr", "dropout", "gate_bias"]
-    dists = _distributions("gated", {}, names)
+    dists = distributions("gated", {}, names)
     assert set(dists) == set(names)
     trials = []
     for _ in range(12):

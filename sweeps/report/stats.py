@@ -1,6 +1,6 @@
 """The report's numbers, as pure functions of its rows (no Ray, no plotting, no files).
 
-A row is one confirmation run (method x variant x fold x seed): see `sweeps.report.confirm_row`.
+A row is one confirmation run (method x variant x fold x seed): see `sweeps.report.confirm.confirm_row`.
 Variants: `best` is the method's best sweep configuration (chosen on validation Macro-F1 only);
 `recipe` is the training guide's recipe for a method that was not swept (the video baseline, when
 the sweeps left it out); `modality_dropout=0` and `num_classes=N` are the checklist's comparisons.

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import html
 import math
 from pathlib import Path
 
 import numpy as np
 
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
-from sweeps import analysis as A
+from sweeps.report import stats as A
 from sweeps.results import short
 
 DPI = 80  # small files: the committed example report stays small
@@ -193,161 +192,71 @@ def text_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(headers, rows, table_id: str | None = None) -> str:
-    tid = f' id="{table_id}"' if table_id else ""
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table{tid}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f3f3f3}td.pass{color:#176117;font-weight:600}td.fail{color:#a11;font-weight:600}
-td.not-run{color:#777}.note{color:#555;font-size:13px}img{max-width:100%;margin:.3em .5em .3em 0}
-code{background:#f3f3f3;padding:0 3px}
-"""
-
-
-def _held(meta: dict) -> str:
-    held = meta.get("selection_actors")  # reports written before it existed lack it
-    if not held:
-        return ""
-    who = f"actor{'s' if len(held) > 1 else ''} {', '.join(map(str, held))}"
-    return f" (never {who}, whose validation clips chose the configurations)"
-
-
 def render(summary: dict, figs: dict[str, Path]) -> str:
+    """The self-contained report page: `page.html.j2` (Jinja2, every value escaped) filled from the
+    summary, the figures inlined as base64 PNGs."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     meta = summary["meta"]
-    e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>emo-sweeps report</title><style>{CSS}</style>"]
-    sweeps = ", ".join(s["name"] for s in meta["sweeps"])
-    parts.append("</head><body><h1>Fusion methods against video-only</h1>")
-    parts.append(
-        f"<p class='note'>Sweeps {e(sweeps)} on {e(str(meta['data']))} ({meta['clips']} clips, "
-        f"{meta['num_classes']} classes). Each method's best configuration was chosen on <b>validation</b> Macro-F1 "
-        f"in the sweep (column <i>val Macro-F1 (selection)</i>: optimistic, the maximum of many trials), then "
-        f"retrained over {meta['folds']} folds of actors x {meta['seeds']} seeds ({meta['runs']} runs) and "
-        f"evaluated on each fold's held-out <b>test</b> actors{_held(meta)}. Δ is the paired difference to "
-        f"video-only on the "
-        f"same fold and seed; the Wilcoxon signed-rank test is over those pairs (seeds of one fold share test "
-        f"actors, so the pairs are not fully independent: read p as a guide; the 95% interval is a bootstrap "
-        f"over whole folds, which allows for that). Written {e(meta['created'])}; "
-        f"the runs trained for {duration(meta['run_seconds'])} in total; writing this report took "
-        f"{duration(meta['seconds'])} (finished runs are read back, not retrained).</p>"
-    )
-    if meta.get("selection_note"):
-        parts.append(f"<p class='note'><b>Note:</b> {e(meta['selection_note'])}.</p>")
-    parts.append("<h2>Ranking</h2>")
-    parts.append(_table(RANKING_COLUMNS, [ranking_cells(line) for line in summary["ranking"]], "ranking"))
-    for k in ("ranking", "deltas"):
-        if k in figs:
-            parts.append(_img(figs[k], k))
-
-    parts.append("<h2>Checklist</h2><table id='checklist'><thead><tr><th>item</th><th>result</th><th>evidence</th>"
-                 "</tr></thead><tbody>")  # fmt: skip
-    for c in summary["checklist"]:
-        cls = c["status"].replace(" ", "-")
-        parts.append(
-            f"<tr><td>{e(c['item'])}</td><td class='{cls}'>{e(c['status'])}</td><td>{e(c['detail'])}</td></tr>"
-        )
-    parts.append("</tbody></table>")
-
-    parts.append("<h2>Every variant</h2>")
-    parts.append(
-        _table(
-            ("method", "variant", "classes", "runs", "test Macro-F1", "test accuracy"),
-            [
-                (
-                    v["method"],
-                    v["variant"],
-                    v["num_classes"] or "-",
-                    v["runs"],
-                    pct(v["test_f1"], v["test_f1_std"]),
-                    pct(v["test_acc"], v["test_acc_std"]),
-                )
-                for v in summary["variants"]
-            ],  # fmt: skip
-            "variants",
-        )
-    )
-    parts.append("<h2>Per-fold difference to video-only (points, mean over seeds)</h2>")
     folds = list(range(meta["folds"]))
-    fold_rows = []
-    for line in summary["ranking"]:
-        if line.get("per_fold_delta"):
-            fold_rows.append([line["method"], *(points(line["per_fold_delta"].get(f)) for f in folds)])
     fa = meta.get("fold_actors") or []
-    heads = [
-        f"fold {f}" + (f" (test actors {', '.join(map(str, fa[f]['test']))})" if f < len(fa) else "") for f in folds
-    ]
-    parts.append(_table(["method", *heads], fold_rows, "per-fold") if fold_rows else "<p>No paired runs.</p>")
-
-    parts.append("<h2>Selected configurations (by validation Macro-F1)</h2>")
-    sel_rows = []
-    for m, s in summary["selection"].items():
-        params = ", ".join(f"{k}={short(v)}" for k, v in sorted(s["searched"].items()))
-        sel_rows.append([m, s["sweep"], s["trial_id"], pct(s[OBJECTIVE_COLUMN]), s["best_epoch"], s["status"], params])
-    parts.append(_table(("method", "sweep", "trial", "val Macro-F1", "best epoch", "status", "searched values"),
-                        sel_rows, "selection"))  # fmt: skip
-
-    parts.append("<h2>Training curves (confirmation runs, mean over folds and seeds)</h2>")
-    parts += [_img(p, k) for k, p in figs.items() if k.startswith("curves-")]
-    parts.append("<h2>Confusion matrices (test, summed over folds and seeds)</h2>")
-    parts += [_img(p, k) for k, p in figs.items() if k.startswith("confusion-")]
-
-    parts.append("<h2>Error cases: audio against video-only</h2>")
+    held = meta.get("selection_actors")  # reports written before it existed lack it
     err = summary.get("error_cases")
-    if not err:
-        parts.append("<p>Needs confirmed audio and video runs.</p>")
-    else:
-        parts.append(
-            f"<p class='note'>{err['clips']} test clips (each tested in one fold); a clip counts as right for a "
-            f"method when most seeds got it right.</p>"
-        )
-        er = [[n, len(v["audio_only_right"]), len(v["video_only_right"]), v["both_right"], v["both_wrong"]]
-              for n, v in err["per_emotion"].items()]  # fmt: skip
-        parts.append(_table(("emotion", "audio right, video wrong", "video right, audio wrong", "both right",
-                             "both wrong"), er, "error-cases"))  # fmt: skip
-        for n, v in err["per_emotion"].items():
-            for k, label in (
-                ("audio_only_right", "audio right, video wrong"),
-                ("video_only_right", "video right, audio wrong"),
-            ):
-                if v[k]:
-                    items = "".join(f"<li><code>{e(f)}</code></li>" for f in v[k])
-                    parts.append(f"<details><summary>{e(n)}: {label} ({len(v[k])})</summary><ul>{items}</ul></details>")
-
-    parts.append("<h2>Gate behaviour (gated)</h2>")
-    gate = summary.get("gate")
-    if not gate:
-        parts.append("<p>No gated runs.</p>")
-    else:
-        lean = "still leans to video" if gate["leans_to_video"] else "no longer leans to video"
-        parts.append(
-            f"<p>Mean gate on audio on the test clips: <b>{gate['test_mean']:.3f}</b> (initial "
-            f"{gate['initial'] if gate['initial'] is not None else '-'}): at the end it {lean}.</p>"
-        )
-        if "gate" in figs:
-            parts.append(_img(figs["gate"], "gate"))
-
-    parts.append("<h2>Hyperparameter importance (fANOVA over each sweep's trials)</h2>")
-    parts.append(
-        "<p class='note'>Optuna's fANOVA on the sweep objective (best validation Macro-F1; a trial ASHA pruned "
-        "counts with its score when pruned, as the searcher saw it). Few trials make it rough.</p>"
-    )
-    parts += [_img(p, k) for k, p in figs.items() if k.startswith("importance-")]
-    for m, why in summary["importance_notes"].items():
-        parts.append(f"<p>{e(m)}: no importance ({e(why)}).</p>")
-
-    if summary["failed_runs"]:
-        parts.append("<h2>Failed runs</h2>")
-        cols = ("method", "variant", "fold", "seed", "error")
-        parts.append(_table(cols, [[f[k] for k in cols] for f in summary["failed_runs"]], "failed"))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    context = {
+        "meta": meta,
+        "sweeps": ", ".join(s["name"] for s in meta["sweeps"]),
+        "held": f"actor{'s' if len(held) > 1 else ''} {', '.join(map(str, held))}" if held else "",
+        "run_time": duration(meta["run_seconds"]),
+        "report_time": duration(meta["seconds"]),
+        "figures": {k: base64.b64encode(Path(p).read_bytes()).decode() for k, p in figs.items()},
+        "ranking_columns": RANKING_COLUMNS,
+        "ranking": [ranking_cells(line) for line in summary["ranking"]],
+        "checklist": summary["checklist"],
+        "variants": [
+            (
+                v["method"],
+                v["variant"],
+                v["num_classes"] or "-",
+                v["runs"],
+                pct(v["test_f1"], v["test_f1_std"]),
+                pct(v["test_acc"], v["test_acc_std"]),
+            )
+            for v in summary["variants"]
+        ],  # fmt: skip
+        "per_fold_headers": [
+            "method",
+            *(
+                f"fold {f}" + (f" (test actors {', '.join(map(str, fa[f]['test']))})" if f < len(fa) else "")
+                for f in folds
+            ),
+        ],  # fmt: skip
+        "per_fold": [
+            [line["method"], *(points(line["per_fold_delta"].get(f)) for f in folds)]
+            for line in summary["ranking"]
+            if line.get("per_fold_delta")
+        ],
+        "selection": [
+            [
+                m,
+                s["sweep"],
+                s["trial_id"],
+                pct(s[OBJECTIVE_COLUMN]),
+                s["best_epoch"],
+                s["status"],
+                ", ".join(f"{k}={short(v)}" for k, v in sorted(s["searched"].items())),
+            ]
+            for m, s in summary["selection"].items()
+        ],  # fmt: skip
+        "errors": err,
+        "error_rows": [
+            [n, len(v["audio_only_right"]), len(v["video_only_right"]), v["both_right"], v["both_wrong"]]
+            for n, v in (err["per_emotion"].items() if err else ())
+        ],
+        "gate": summary.get("gate"),
+        "importance_notes": summary["importance_notes"],
+        "failed": [[f[k] for k in ("method", "variant", "fold", "seed", "error")] for f in summary["failed_runs"]],
+    }
+    return env.get_template("page.html.j2").render(context)
