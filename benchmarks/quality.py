@@ -4,6 +4,7 @@
     uv run python -m benchmarks.quality --sets demo --methods gated audio --classes 8
     uv run python -m benchmarks.quality --sets speech16k --folds 4 --seeds 0 1
     uv run python -m benchmarks.quality --sets demo --set lr=3e-3 --set freq_mask=10   # a candidate default
+    uv run python -m benchmarks.quality --compare runs/quality/BEFORE.parquet runs/quality/AFTER.parquet
 
 Two sets: `demo` (the built-in synthetic set, every registered method) and `speech16k` (the real
 RAVDESS audio-only speech of actors 01-18 in ../shared/ravdess/speech16k, audio-only ResNet18). Each
@@ -187,6 +188,66 @@ def goals(summary: list[dict]) -> list[list[str]]:
     return rows
 
 
+KEY = ("set", "method", "num_classes", "fold", "seed")
+
+
+def compare(before: Path, after: Path) -> None:
+    """Two runs' per-run rows paired by set, method, classes, fold and seed: per method, the mean
+    difference after - before with its sd over the pairs, how many pairs rose, and the mean difference
+    per fold (where a change of recipe or arithmetic moved the scores)."""
+    import pyarrow.parquet as pq
+
+    def rows(path: Path) -> dict:
+        if not path.is_file():
+            raise SystemExit(f"error: --compare: {path} is not a file (per-run rows are in runs/quality/)")
+        return {tuple(r[k] for k in KEY): r for r in pq.read_table(path).to_pylist()}
+
+    a, b = rows(before), rows(after)
+    pairs = sorted(set(a) & set(b))
+    if not pairs:
+        raise SystemExit(f"error: --compare: {before} and {after} share no (set, method, classes, fold, seed)")
+    groups: dict[tuple, list[tuple]] = {}
+    for k in pairs:
+        groups.setdefault(k[:3], []).append(k)
+    folds = sorted({k[3] for k in pairs})
+    order = {m: i for i, m in enumerate(FUSIONS)}
+    out = []
+    for g in sorted(groups, key=lambda g: (SETS.index(g[0]), -g[2], order[g[1]])):
+        d = [b[k]["test_f1"] - a[k]["test_f1"] for k in groups[g]]
+        per_fold = []
+        for f in folds:
+            df = [b[k]["test_f1"] - a[k]["test_f1"] for k in groups[g] if k[3] == f]
+            per_fold.append(f"{statistics.mean(df):+.3f}" if df else "-")
+        sd = statistics.stdev(d) if len(d) > 1 else 0.0
+        mean_a = statistics.mean(a[k]["test_f1"] for k in groups[g])
+        mean_b = statistics.mean(b[k]["test_f1"] for k in groups[g])
+        out.append([*g, len(d), f"{mean_a:.3f}", f"{mean_b:.3f}", f"{statistics.mean(d):+.3f} +- {sd:.3f}",
+                    f"{sum(x > 0 for x in d)}/{len(d)}", *per_fold])  # fmt: skip
+    body = table(
+        [
+            "set",
+            "method",
+            "classes",
+            "pairs",
+            "before",
+            "after",
+            "after - before",
+            "rose",
+            *(f"fold {f}" for f in folds),
+        ],
+        out,
+    )
+    shown = [
+        p.relative_to(ROOT) if p.resolve().is_relative_to(ROOT) else p for p in (before.resolve(), after.resolve())
+    ]
+    notes = (
+        f"Test Macro-F1 of `{shown[1]}` (after) against `{shown[0]}` (before), paired by set, method, classes, fold "
+        "and seed; mean over the pairs, sd of the paired differences; fold columns: mean difference over that "
+        f"fold's seeds. Unpaired rows left out: {len(a) - len(pairs)} before, {len(b) - len(pairs)} after."
+    )
+    report(f"Training quality compared, run by run: {after.name} against {before.name}", body, notes)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
@@ -200,7 +261,12 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=0, help="processes, one torch thread each (default: every core)")
     p.add_argument("--speech-root", type=Path, default=SPEECH16K)
     p.add_argument("--out", type=Path, default=None, help="per-run Parquet (default: runs/quality/STAMP.parquet)")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                   help="train nothing: pair two runs' per-run rows by fold and seed, show the change")  # fmt: skip
     ns = p.parse_args(argv)
+    if ns.compare:
+        compare(*ns.compare)
+        return
     overrides = parse_overrides(ns.overrides)
     if "speech16k" in ns.sets and not ns.speech_root.is_dir():
         print(f"skipping speech16k: {ns.speech_root} not found (the real RAVDESS speech set beside the checkout)")

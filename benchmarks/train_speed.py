@@ -1,23 +1,24 @@
-"""Training speed per fusion method on a RAVDESS-size feature set (1,440 clips), against the
-per-epoch-decoding baseline (the training guide's loop decoded every clip every epoch).
+"""Training speed per fusion method on a RAVDESS-size feature set: whole epochs of `emo.train`'s own
+`train_one_epoch`, on the cached, device-resident pipeline and in a loop that decodes every clip every
+epoch (the training guide's loop), side by side in one run.
 
-    uv run python -m benchmarks.train_speed                    # every method, this machine's device
-    uv run python -m benchmarks.train_speed --methods gated --batches 5
+    uv run python -m benchmarks.train_speed                          # every method, 1,440 clips
+    uv run python -m benchmarks.train_speed --methods audio gated --clips 160 --actors 2
     uv run python -m benchmarks.train_speed --precisions fp32 bf16 --compile   # on a GPU
 
-Each row also gives the model's FLOPs per training clip (forward + backward, counted by
-`torch.utils.flop_counter`) and the TFLOP/s the timed steps achieved, against the GPU's dense bf16
-peak where the GPU is known (`--peak-tflops` otherwise). `--compile` adds rows with the model
-wrapped in `torch.compile` (compilation happens in the untimed warm-up batches).
+Cached: the features of `--clips` clips go to the device once (`emo.train.DeviceData`), and one whole
+epoch of `train_one_epoch` over them is timed, after a warm-up pass over 3 batches (allocations,
+cuDNN autotune, `torch.compile`). Decode every epoch: a `torch.utils.data.DataLoader` whose workers
+(one per core) decode and featurise each clip from its mp4 and wav (`emo.data.features`), and the
+same `train_one_epoch` on each batch as it arrives: one whole epoch, timed the same way. The
+baseline runs once per method, in the first precision and uncompiled.
 
-Both sides in one run: the cached pipeline's training step (features already on the device, index
-slices, augmentation on the device) timed over a few batches of each method and scaled to 1,440 clips;
-and decoding + feature extraction of a sample of the set's recordings with every core, scaled the same
-way. Baseline epoch = decoding + the same training. Reads the RAVDESS-size set of
-`python -m benchmarks.data` (24 actors, written once into the cache folder; here too when missing).
-`--actors 2` writes and reads a 2-actor set instead (120 recordings, a few minutes to generate)
-whose features are repeated to 1,440 clips: for a machine with no time to generate the whole set,
-such as a borrowed GPU. Appends its table to BENCHMARKS.md.
+Each row also gives the model's FLOPs per training clip (forward + backward, counted by
+`torch.utils.flop_counter`) and the TFLOP/s the cached epoch achieved, against the GPU's dense bf16
+peak where the GPU is known (`--peak-tflops` otherwise). Reads the RAVDESS-size set of
+`python -m benchmarks.data` (`--actors` x 60 recordings, written once into the cache folder, here too
+when missing); with fewer recordings than `--clips`, recordings repeat (the same features on the
+cached side, the same files decoded again on the other). Appends its table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -33,16 +35,17 @@ import torch.nn.functional as F
 from benchmarks.common import report, table
 from benchmarks.data import ravdess_size_set
 from emo.config import FUSIONS, FeatureConfig, TrainConfig
-from emo.data.cache import TrainingArrays, extract_all, prepare
-from emo.data.catalog import Catalog, discover
+from emo.data.cache import TrainingArrays, prepare
+from emo.data.catalog import discover
+from emo.data.features import extract_recording
 from emo.models import build_model
 from emo.parallel import usable_cores
 from emo.paths import cache_root
-from emo.train import DeviceData, resolve_device
+from emo.train import DeviceData, autocast_dtype, resolve_device, train_one_epoch
 
-CLIPS = 1440
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.2, "A10G": 70.0}
+WARMUP_BATCHES = 3
 
 
 def flops_per_clip(cfg: TrainConfig, dd: DeviceData, device) -> float:
@@ -56,71 +59,92 @@ def flops_per_clip(cfg: TrainConfig, dd: DeviceData, device) -> float:
     return counter.get_total_flops() / len(y)
 
 
-def train_clips_per_s(
-    cfg: TrainConfig, dd: DeviceData, device, batches: int, bf16: bool = False, compile: bool = False
-) -> float:
-    """Training steps (forward, loss, backward, AdamW) exactly as emo.train.run_epoch does them."""
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _model_and_optimizer(cfg: TrainConfig, device, compile: bool):
     torch.manual_seed(0)
-    model = build_model(cfg).to(device).train()
+    model = build_model(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step_model = torch.compile(model) if compile else model
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    idx = torch.randperm(len(dd.labels), device=device)
-    warmup = 3 if compile else 1  # compiling (and recompiling once for the backward) happens here
-    n, seconds = 0, 0.0
-    for b in range(batches + warmup):  # warm-up batches: allocations, cuDNN autotune, compilation
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a, v, y = dd.batch(idx[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-        with autocast:
-            out = step_model(a, v)
-        loss = F.cross_entropy(out["logits"].float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if b >= warmup:
-            seconds += time.perf_counter() - t0
-            n += len(y)
-    return n / seconds
+    return (torch.compile(model) if compile else model), opt
 
 
-def clips_of(arrays: TrainingArrays, n: int) -> TrainingArrays:
-    """`arrays` with exactly `n` clips: repeated in order when there are fewer (a smaller set whose
-    features stand in for the full one's: same shapes, same bytes on the device)."""
-    if len(arrays) == n:
-        return arrays
-    idx = np.arange(n) % len(arrays)
-    return TrainingArrays(**{f.name: None if getattr(arrays, f.name) is None else getattr(arrays, f.name)[idx]
+def cached_epoch_s(cfg: TrainConfig, dd: DeviceData, device, compile: bool = False) -> float:
+    """Seconds of one whole `train_one_epoch` over every row of `dd`, after a warm-up pass."""
+    model, opt = _model_and_optimizer(cfg, device, compile)
+    rows = np.arange(len(dd.labels))
+    train_one_epoch(model, dd, rows[: WARMUP_BATCHES * cfg.batch_size], cfg, device, opt)
+    _sync(device)
+    t0 = time.perf_counter()
+    train_one_epoch(model, dd, rows, cfg, device, opt)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+class DecodingSet(torch.utils.data.Dataset):
+    """Clip i of the epoch, decoded and featurised from its files on every access: recording
+    `i % len(arrays)` of the set, labelled from the cache's row for it."""
+
+    def __init__(self, root, arrays: TrainingArrays, clips: int, features: FeatureConfig):
+        by_id = {r.recording: r for r in discover(root).recordings}
+        self.recs = [by_id[str(r)] for r in arrays.recordings]
+        self.arrays, self.clips, self.features = arrays, clips, features
+
+    def __len__(self) -> int:
+        return self.clips
+
+    def __getitem__(self, i: int):
+        j = i % len(self.recs)
+        rec = self.recs[j]
+        audio = [str(p) for p in rec.audio_sources()]
+        video = [str(p) for p in rec.video_sources()]
+        clip = extract_recording(rec.recording, audio, video, self.features, decode_threads=1)
+        if clip.audio is None or clip.video is None:
+            raise RuntimeError(f"{rec.recording}: {clip.problems}")
+        return clip.audio, clip.video, j
+
+
+def _collate(items, arrays: TrainingArrays) -> TrainingArrays:
+    """A decoded batch shaped like the cache's arrays, so that DeviceData takes it as it is."""
+    audio, video, rows = zip(*items, strict=True)
+    rows = np.asarray(rows)
+    return dataclasses.replace(_take(arrays, rows), audio=np.stack(audio), video=np.stack(video))
+
+
+def _take(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
+    return TrainingArrays(**{f.name: None if getattr(arrays, f.name) is None else getattr(arrays, f.name)[rows]
                              for f in dataclasses.fields(arrays)})  # fmt: skip
 
 
-def decode_clips_per_s(root, sample: int, workers: int) -> float:
-    """Decoding + features of `sample` recordings with `workers` processes (what a per-epoch-decoding
-    loader does for every clip of every epoch)."""
-    cat = discover(root)
-    rng = np.random.default_rng(0)
-    pick = sorted(rng.choice(len(cat.recordings), size=min(sample, len(cat.recordings)), replace=False))
-    sub = Catalog(root=cat.root, recordings=[cat.recordings[i] for i in pick], skipped=[])
+def decoding_epoch_s(cfg: TrainConfig, root, arrays: TrainingArrays, clips: int, workers: int, device) -> float:
+    """Seconds of one whole epoch of the decode-every-epoch loop: `workers` DataLoader processes decode
+    each batch while the main process trains on the one before, with the same `train_one_epoch` step."""
+    model, opt = _model_and_optimizer(cfg, device, compile=False)
+    loader = torch.utils.data.DataLoader(
+        DecodingSet(root, arrays, clips, FeatureConfig()), batch_size=cfg.batch_size, shuffle=True,
+        num_workers=workers, collate_fn=partial(_collate, arrays=arrays), persistent_workers=False,
+    )  # fmt: skip
+    warm = _take(arrays, np.arange(WARMUP_BATCHES * cfg.batch_size) % len(arrays))
+    train_one_epoch(model, DeviceData(warm, cfg, device), np.arange(len(warm)), cfg, device, opt)
+    _sync(device)
     t0 = time.perf_counter()
-    extract_all(sub, FeatureConfig(), workers=workers, progress=False)
-    return len(pick) / (time.perf_counter() - t0)
+    for batch in loader:  # worker start-up included: a per-epoch-decoding loop pays it every epoch
+        train_one_epoch(model, DeviceData(batch, cfg, device), np.arange(len(batch)), cfg, device, opt)
+    _sync(device)
+    return time.perf_counter() - t0
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--methods", nargs="+", default=list(FUSIONS), choices=FUSIONS)
-    p.add_argument("--batches", type=int, default=3, help="timed training batches per method (after 1 warm-up)")
-    p.add_argument("--decode-sample", type=int, default=24, help="recordings decoded for the baseline")
-    p.add_argument(
-        "--actors", type=int, default=24, help="actors of the RAVDESS-size set (60 recordings each); under 24, "
-        f"their features are repeated to {CLIPS} clips: what a training step costs does not depend on the clip",
-    )  # fmt: skip
+    p.add_argument("--clips", type=int, default=1440, help="clips per timed epoch (RAVDESS audio-visual: 1,440)")
+    p.add_argument("--actors", type=int, default=24, help="actors of the RAVDESS-size set (60 recordings each)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the decode-every-epoch loop")
     p.add_argument("--device", default="auto")
     p.add_argument("--video_backbone", default="resnet18", choices=("resnet18", "light"))
-    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), help="default: fp32 on CPU, bf16 on CUDA")
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), help="default: what training picks (auto)")
     p.add_argument("--compile", action="store_true", help="also time the model under torch.compile")
     p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, when it is not in the table")
     ns = p.parse_args(argv)
@@ -130,52 +154,55 @@ def main(argv=None) -> None:
         print(f"writing the {ns.actors}-actor RAVDESS-size set into {root} (once)", flush=True)
         ravdess_size_set(ns.actors)
     fs = prepare(root, progress=True)
-    arrays = clips_of(fs.arrays(), CLIPS)
+    arrays = fs.arrays()
+    cached = _take(arrays, np.arange(ns.clips) % len(arrays))
     device = resolve_device(ns.device)
     cores = usable_cores()
     torch.set_num_threads(cores)
-    dec = decode_clips_per_s(root, ns.decode_sample, cores)
-    decode_epoch = CLIPS / dec
-    precisions = ns.precisions or (["bf16"] if device.type == "cuda" else ["fp32"])
+    precisions = ns.precisions or ["auto"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else ""
     peak = ns.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
     rows = []
     for m in ns.methods:
-        cfg = TrainConfig(fusion=m, video_backbone=ns.video_backbone, batch_size=16)
-        dd = DeviceData(arrays, cfg, device)
-        flops = flops_per_clip(cfg, dd, device)
+        base_cfg = TrainConfig(fusion=m, video_backbone=ns.video_backbone, batch_size=16)
+        dd = DeviceData(cached, base_cfg, device)
+        flops = flops_per_clip(base_cfg, dd, device)
+        baseline = None
         for prec in precisions:
+            cfg = base_cfg.replace(precision=prec)
             for compiled in (False, True) if ns.compile else (False,):
-                cps = train_clips_per_s(cfg, dd, device, ns.batches, bf16=prec == "bf16", compile=compiled)
-                tflops = flops * cps / 1e12
-                of_peak = f"{100 * tflops / peak:.1f}%" if peak and prec == "bf16" else "-"
-                epoch = CLIPS / cps
-                base = decode_epoch + epoch
+                epoch = cached_epoch_s(cfg, dd, device, compile=compiled)
+                tflops = flops * ns.clips / epoch / 1e12
+                used = "bf16" if autocast_dtype(prec, device) == torch.bfloat16 else "fp32"
+                of_peak = f"{100 * tflops / peak:.1f}%" if peak and used == "bf16" else "-"
+                base_text, ratio = "-", "-"
+                if not ns.no_baseline and baseline is None and not compiled:
+                    baseline = decoding_epoch_s(cfg, root, arrays, ns.clips, cores, device)
+                    base_text, ratio = f"{baseline:.1f}", f"{baseline / epoch:.1f}x"
                 rows.append(
-                    [m, prec, "yes" if compiled else "no", f"{cps:.1f}", f"{flops / 1e9:.1f}", f"{tflops:.3f}",
-                     of_peak, f"{epoch:.1f}", f"{base:.0f}", f"{base / epoch:.1f}x"]
+                    [m, used, "yes" if compiled else "no", f"{epoch:.1f}", f"{ns.clips / epoch:.1f}",
+                     f"{flops / 1e9:.1f}", f"{tflops:.3f}", of_peak, base_text, ratio]
                 )  # fmt: skip
                 print(rows[-1], flush=True)
         del dd
     where = name or f"CPU, {cores} cores"
     body = table(
-        ["method", "precision", "compiled", "train clips/s", "GFLOP per clip (fwd+bwd)", "achieved TFLOP/s",
-         "of bf16 peak", "epoch s (cached)", "epoch s (decode every epoch)", "ratio"],
+        ["method", "precision", "compiled", "epoch s (cached)", "train clips/s", "GFLOP per clip (fwd+bwd)",
+         "achieved TFLOP/s", "of bf16 peak", "epoch s (decode every epoch)", "ratio"],
         rows,
     )  # fmt: skip
-    repeated = "" if len(fs) >= CLIPS else f" on the features of {len(fs)} recordings repeated to {CLIPS}"
+    repeated = "" if len(fs) >= ns.clips else f", {len(fs)} recordings repeated to {ns.clips} clips"
     peak_text = f"{peak:g} TFLOP/s dense bf16" if peak else "unknown here"
     notes = (
-        f"{where}; batch 16; audio: light CNN; video: {ns.video_backbone} per frame on 16 frames of 112 px. "
-        f"Training: {ns.batches} timed batches per method after a warm-up, scaled to {CLIPS} clips (one pass; a "
-        f"real epoch trains on the train actors and also evaluates validation){repeated}. Baseline: decoding + "
-        f"features of {ns.decode_sample} recordings of the set with {cores} processes ({dec:.2f} clips/s), scaled "
-        f"to {CLIPS} clips ({decode_epoch:.0f} s), plus the same training. FLOPs: `torch.utils.flop_counter` over "
-        "one forward + backward (matmuls and convolutions; the optimiser step is not counted). "
-        f"Peak: {peak_text}. The training guide reports 2 / 5 / 8 / 15 minutes per epoch for audio / video / "
-        "gated / xattn on an RTX 4090."
+        f"{where}; batch 16; audio: light CNN; video: {ns.video_backbone} per frame on 16 frames of 112 px; "
+        f"{ns.actors}-actor RAVDESS-size set{repeated}. Each figure is one whole timed epoch of "
+        f"`emo.train.train_one_epoch` over {ns.clips} clips (training only: a real epoch also evaluates "
+        f"validation) after a warm-up of {WARMUP_BATCHES} batches. Decode every epoch: a DataLoader with {cores} "
+        "worker processes decoding and featurising every clip from its files, training on each batch as it "
+        "arrives (worker start included). FLOPs: `torch.utils.flop_counter` over one forward + backward "
+        f"(matmuls and convolutions; the optimiser step is not counted). Peak: {peak_text}."
     )
-    report(f"Training speed per method, {CLIPS} clips at RAVDESS size ({where})", body, notes)
+    report(f"Training speed per method, whole epochs of {ns.clips} clips at RAVDESS size ({where})", body, notes)
 
 
 if __name__ == "__main__":
