@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/on_gpu.sh [speed|compile|packing|all]     (default: all; BENCHMARKS.md is appended)
 #
-# speed:   benchmarks.train_speed, every method, fp32 and bf16, on a 2-actor RAVDESS-size set whose
-#          features are repeated to 1,440 clips (generating all 24 actors takes about 30 minutes on 2 cores)
+# speed:   benchmarks.train_speed, every method, fp32 and bf16, whole epochs on a 2-actor RAVDESS-size set whose
+#          recordings repeat to 1,440 clips (generating all 24 actors takes about 30 minutes on 2 cores)
 # compile: the same for gated and xattn under torch.compile
 # packing: benchmarks.packing --runner processes (1, 2, 4, 8 trials sharing the GPU; Ray's wheel is too
 #          large to carry there, see benchmarks/packing.py)

@@ -107,10 +107,13 @@ class DecodingSet(torch.utils.data.Dataset):
 
 
 def _collate(items, arrays: TrainingArrays) -> TrainingArrays:
-    """A decoded batch shaped like the cache's arrays, so that DeviceData takes it as it is."""
+    """A decoded batch shaped like the cache's arrays (labels and ids from the cache's rows for the same
+    recordings), so that DeviceData takes it as it is."""
     audio, video, rows = zip(*items, strict=True)
     rows = np.asarray(rows)
-    return dataclasses.replace(_take(arrays, rows), audio=np.stack(audio), video=np.stack(video))
+    rest = [f.name for f in dataclasses.fields(arrays) if f.name not in ("audio", "video")]
+    ids = {name: getattr(arrays, name)[rows] for name in rest}
+    return TrainingArrays(audio=np.stack(audio), video=np.stack(video), **ids)
 
 
 def _take(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
