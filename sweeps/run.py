@@ -245,6 +245,16 @@ def main(argv: list[str] | None = None) -> int:
             except tuner.ResumeError as e:
                 fail(f"--resume: {e}")
             method_rows = [trial_row(res_, sweep.name, method, list(sp.params), sweep.max_epochs) for res_ in grid]
+            if resume and sweep.fixed.get("wandb"):
+                from sweeps.tracking import supersede_lost_trials
+
+                kept = {r["trial_id"] for r in method_rows}
+                for tid in supersede_lost_trials(sweep.storage, sweep.name, method, kept):
+                    print(
+                        f"[{method}] trial {tid} started before the crash but is not in Tune's saved state (another "
+                        f"trial took its place); its W&B run moved to {method}_{tid}/wandb/superseded/",
+                        flush=True,
+                    )
             rows += method_rows
             print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
             if method not in sweep.finished:

@@ -782,3 +782,21 @@ def test_sweep_spec_round_trips_through_sweep_json_with_the_demo_or_real_data_de
         store.read_sweep(str(tmp_path / "d"))
     with pytest.raises(store.NotASweep):
         store.read_sweep(str(tmp_path / "nothing"))
+
+
+def test_a_trial_lost_from_tunes_saved_state_leaves_the_wandb_sync_glob(tmp_path):
+    """A driver killed after starting a trial but before Tune saved that: the resumed run proposes
+    another in its place, and the lost trial's offline W&B run must not be synced as a sweep trial."""
+    from sweeps.tracking import SUPERSEDED, supersede_lost_trials, wandb_run_id
+
+    for tid in ("aaaa0001", "bbbb0002"):
+        folder = f"offline-run-20261207_172710-{wandb_run_id('k', tid)}"
+        run = tmp_path / "k" / "gated" / f"gated_{tid}" / "wandb" / folder
+        run.mkdir(parents=True)
+        (run / "run.wandb").write_bytes(b"x")
+    assert supersede_lost_trials(str(tmp_path), "k", "gated", kept={"aaaa0001"}) == ["bbbb0002"]
+    synced = sorted(p.parents[1].name for p in tmp_path.glob("k/*/*/wandb/offline-run-*"))
+    assert synced == ["gated_aaaa0001"]
+    moved = tmp_path / "k" / "gated" / "gated_bbbb0002" / "wandb" / SUPERSEDED
+    assert [p.name for p in moved.iterdir()] == [f"offline-run-20261207_172710-{wandb_run_id('k', 'bbbb0002')}"]
+    assert supersede_lost_trials(str(tmp_path), "k", "gated", kept={"aaaa0001"}) == []  # nothing left to move
