@@ -147,3 +147,37 @@ def test_specaugment_widths_are_a_share_of_the_spectrogram():
     # torchaudio draws each width uniformly in [0, bound): the widest of 256 draws is just under it
     assert (y == 0).all(dim=2).sum(dim=1).max() == 9
     assert 12 <= (y == 0).all(dim=1).sum(dim=1).max() < 17
+
+
+def test_frame_augment_shuffles_whole_channels_per_clip_and_only_in_training():
+    from emo.models.encoders import FrameAugment
+
+    torch.manual_seed(0)
+    x = torch.rand(32, 2, 3, 8, 8)
+    aug = FrameAugment(0.0, shuffle=True).train()
+    y = aug(x)
+    orders = []
+    for i in range(len(x)):  # every output channel is one input channel, whole, for every frame
+        order = [next(k for k in range(3) if torch.equal(y[i, :, c], x[i, :, k])) for c in range(3)]
+        assert sorted(order) == [0, 1, 2]
+        orders.append(tuple(order))
+    assert len(set(orders)) > 1, "a permutation per clip, not one per batch"
+    assert torch.equal(aug.eval()(x), x)
+    assert torch.equal(FrameAugment(0.0).train()(x), x)  # off by default: no RNG drawn, nothing changed
+
+
+def test_local_contrast_lifts_a_faint_mark_and_ignores_the_skin_level():
+    """A mouth 0.05 darker than the skin around it: the same response on dark skin as on pale skin, and
+    against a mark 0.3 darker, a response far closer than the raw 1:6; a flat frame comes out flat."""
+    from emo.models.encoders import local_contrast
+
+    def mark(skin: float, depth: float) -> float:
+        x = torch.full((1, 1, 48, 48), skin)
+        x[..., 30:34, 18:30] = skin - depth
+        return local_contrast(x)[0, 0, 31, 24].item()
+
+    assert mark(0.25, 0.05) == pytest.approx(mark(0.8, 0.05), abs=1e-4)
+    faint, clear = mark(0.8, 0.05), mark(0.8, 0.3)
+    assert faint < 0 and clear < 0
+    assert faint / clear > 2 * (0.05 / 0.3)
+    assert local_contrast(torch.full((2, 3, 48, 48), 0.6)).abs().max() < 1e-5

@@ -70,6 +70,7 @@ class FusionModel(nn.Module):
                 cfg.video_augment,
                 cfg.video_gray,
                 cfg.train_frames,
+                cfg.video_shuffle_channels,
             )
 
     def forward_features(self, audio, video) -> dict[str, torch.Tensor]:
