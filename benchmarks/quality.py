@@ -127,6 +127,11 @@ def plan(ns, overrides: dict) -> list[dict]:
     return jobs
 
 
+def table_order(set_name: str, method: str, num_classes: int) -> tuple:
+    """Where a (set, method, classes) line goes in a table: by set, 8 classes first, methods in registry order."""
+    return SETS.index(set_name), -num_classes, FUSIONS.index(method)
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -145,8 +150,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                 s_epoch=statistics.median(r["s_per_epoch"] for r in rs),
             )
         )  # fmt: skip
-    order = {m: i for i, m in enumerate(FUSIONS)}
-    return sorted(out, key=lambda s: (SETS.index(s["set"]), -s["num_classes"], order[s["method"]]))
+    return sorted(out, key=lambda s: table_order(s["set"], s["method"], s["num_classes"]))
 
 
 def goals(summary: list[dict]) -> list[list[str]]:
@@ -210,13 +214,13 @@ def compare(before: Path, after: Path) -> None:
     for k in pairs:
         groups.setdefault(k[:3], []).append(k)
     folds = sorted({k[3] for k in pairs})
-    order = {m: i for i, m in enumerate(FUSIONS)}
     out = []
-    for g in sorted(groups, key=lambda g: (SETS.index(g[0]), -g[2], order[g[1]])):
-        d = [b[k]["test_f1"] - a[k]["test_f1"] for k in groups[g]]
+    for g in sorted(groups, key=lambda g: table_order(*g)):
+        diff = {k: b[k]["test_f1"] - a[k]["test_f1"] for k in groups[g]}
+        d = list(diff.values())
         per_fold = []
         for f in folds:
-            df = [b[k]["test_f1"] - a[k]["test_f1"] for k in groups[g] if k[3] == f]
+            df = [v for k, v in diff.items() if k[3] == f]
             per_fold.append(f"{statistics.mean(df):+.3f}" if df else "-")
         sd = statistics.stdev(d) if len(d) > 1 else 0.0
         mean_a = statistics.mean(a[k]["test_f1"] for k in groups[g])
