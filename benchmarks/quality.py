@@ -27,6 +27,8 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.common import report, table
 from emo.config import FUSIONS, TrainConfig
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE_COLUMN
@@ -69,10 +71,14 @@ def run_one(job: dict) -> dict:
     res = fit(cfg, data)
     hist = res["history"]
     val = [h[EPOCH_VAL_F1] for h in hist]
+    rec, pred = np.asarray(res["test/recordings"]), np.asarray(res["test/pred"])
+    actor, truth = np.asarray(data.actors)[rec], data.labels(cfg.num_classes)[rec]
+    by_actor = {str(a): float((pred[actor == a] == truth[actor == a]).mean()) for a in np.unique(actor)}
     return {
         **{k: job[k] for k in ("set", "method", "num_classes", "fold", "seed")},
         "test_f1": res["test/f1"],
         "test_acc": res["test/acc"],
+        "test_acc_by_actor": json.dumps(by_actor),  # {actor: accuracy on that test actor's clips}
         "pred_classes": len(set(res["test/pred"])),
         "collapsed": collapsed(res["test/pred"], cfg.num_classes),
         "epochs_run": res["epochs_run"],
@@ -151,6 +157,26 @@ def summarize(rows: list[dict]) -> list[dict]:
             )
         )  # fmt: skip
     return sorted(out, key=lambda s: table_order(s["set"], s["method"], s["num_classes"]))
+
+
+def by_actor(rows: list[dict]) -> dict[str, tuple[list[str], list[list]]]:
+    """Per set: test accuracy on each test actor's clips, per method and class count, the mean over
+    the runs that tested that actor (its fold's seeds). Where a method fails, this says on whom."""
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        per = groups.setdefault((r["set"], r["method"], r["num_classes"]), {})
+        for a, acc in json.loads(r["test_acc_by_actor"]).items():
+            per.setdefault(a, []).append(acc)
+    tables = {}
+    for set_name in sorted({g[0] for g in groups}, key=SETS.index):
+        keys = sorted((g for g in groups if g[0] == set_name), key=lambda g: table_order(*g))
+        actors = sorted({a for g in keys for a in groups[g]}, key=int)
+        body = [
+            [g[1], g[2], *(f"{statistics.mean(groups[g][a]):.2f}" if a in groups[g] else "-" for a in actors)]
+            for g in keys
+        ]
+        tables[set_name] = (["method", "classes", *(f"actor {a}" for a in actors)], body)
+    return tables
 
 
 def goals(summary: list[dict]) -> list[list[str]]:
@@ -321,6 +347,8 @@ def main(argv=None) -> None:
     g = goals(summary)
     if g:
         body += "\n\n" + table(["goal", "measured", ""], g)
+    for set_name, (head, lines) in by_actor(rows).items():
+        body += f"\n\nTest accuracy by test actor ({set_name}):\n\n" + table(head, lines)
     shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
     recipes = "; ".join(f"{s}: {json.dumps(recipe(s, ns.speech_root))}" for s in ns.sets)
     notes = (

@@ -117,6 +117,7 @@ class TrainConfig:
     train_frames: int = 0  # frames per clip in training, one from each of this many segments; 0: all
     video_augment: float = 0.0  # per-clip flip and colour jitter while training (brightness etc. within 1 +- this)
     video_shuffle_channels: bool = False  # per-clip random RGB channel order while training: colour edges, not colours
+    video_spatial: float = 0.0  # per-clip random zoom (1 +- this) and shift (this share of the frame) while training
     embed_dim: int = 128  # width of the projected audio/video embeddings the fusion heads mix
     dropout: float = 0.3  # before the classifier (the guide's head: ReLU + Dropout)
     modality_dropout: float = 0.2  # drop audio or video (each with this p, never both) while training
@@ -137,6 +138,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear learning-rate warmup over this many epochs, stepped per batch
     ema_epochs: float = 1.0  # validate and test a moving average of the weights over ~this many epochs; 0: off
     label_smoothing: float = 0.1  # cross-entropy label smoothing (training loss)
+    mixup: float = 0.0  # mixup's alpha: train on blends of two clips (inputs and labels, weight ~ Beta); 0: off
     class_balance: bool = True  # weight the training loss by inverse class frequency (4 classes: 12/8/32/8)
     seed: int = 0  # seeds the weights, batching, augmentation and the stratified split
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -158,8 +160,9 @@ class TrainConfig:
         _check_choice(self, "video_backbone", ("resnet18", "light"))
         _check_choice(self, "video_norm", ("imagenet", "clip", "local"))
         _check_choice(self, "precision", ("auto", "fp32", "bf16"))
-        if not 0 <= self.video_augment < 1:
-            raise ValueError(f"video_augment must be in [0, 1), got {self.video_augment!r}")
+        for name in ("video_augment", "video_spatial"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.video_weights != "none" and self.video_backbone != "resnet18":
             raise ValueError(f"video_weights={self.video_weights!r} needs video_backbone='resnet18'")
         for name in (
@@ -182,6 +185,7 @@ class TrainConfig:
             "warmup_epochs",
             "train_frames",
             "ema_epochs",
+            "mixup",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")

@@ -172,6 +172,17 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
+def mixup_pairs(alpha: float, n: int, device: torch.device) -> tuple[float, torch.Tensor | None]:
+    """mixup (Zhang et al. 2018): a blend weight lam ~ Beta(alpha, alpha), folded to >= 0.5 so that each
+    clip stays the larger part of its blend (its own label the one the training metrics count), and
+    the partner of each clip in the batch. (1.0, None) when mixup is off or the batch has one clip.
+    Draws from torch's global RNG, which the run seeds and checkpoints."""
+    if not alpha or n < 2:
+        return 1.0, None
+    lam = torch.distributions.Beta(alpha, alpha).sample().item()
+    return max(lam, 1 - lam), torch.randperm(n).to(device)
+
+
 def train_one_epoch(
     model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device: torch.device, optimizer,
     scheduler=None, weight: torch.Tensor | None = None, ema=None,
@@ -186,9 +197,17 @@ def train_one_epoch(
     tally, autocast = _Tally(), _autocast(cfg, device)
     for start in range(0, len(order), cfg.batch_size):
         a, v, y = dd.batch(order[start : start + cfg.batch_size])
+        lam, partner = mixup_pairs(cfg.mixup, len(y), device)
+        if partner is not None:
+            a, v = (None if x is None else lam * x.float() + (1 - lam) * x[partner].float() for x in (a, v))
         with autocast:
             out = model(a, v)
-        loss = F.cross_entropy(out["logits"].float(), y, weight=weight, label_smoothing=cfg.label_smoothing)
+        logits = out["logits"].float()
+        loss = F.cross_entropy(logits, y, weight=weight, label_smoothing=cfg.label_smoothing)
+        if partner is not None:
+            loss = lam * loss + (1 - lam) * F.cross_entropy(
+                logits, y[partner], weight=weight, label_smoothing=cfg.label_smoothing
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} (lr {cfg.lr} too high?)")
         optimizer.zero_grad(set_to_none=True)

@@ -166,6 +166,34 @@ def test_frame_augment_shuffles_whole_channels_per_clip_and_only_in_training():
     assert torch.equal(FrameAugment(0.0).train()(x), x)  # off by default: no RNG drawn, nothing changed
 
 
+def test_frame_augment_reframes_each_clip_as_a_whole_and_only_in_training():
+    """A bright dot moves (zoom and shift) by one amount per clip: to the same place in every frame of a
+    clip, to different places in different clips, never further than the zoom and shift allow."""
+    from emo.models.encoders import FrameAugment
+
+    torch.manual_seed(0)
+    s, spatial = 48, 0.1
+    x = torch.zeros(16, 3, 3, s, s)
+    x[..., 20:24, 30:34] = 1.0  # a 4 px dot centred at (row 22, column 32)
+    aug = FrameAugment(0.0, spatial=spatial).train()
+    y = aug(x)
+
+    def centre(img: torch.Tensor) -> torch.Tensor:  # (S, S) -> (row, column) weighted by brightness
+        grid = torch.arange(s, dtype=img.dtype) + 0.5
+        return torch.stack([(img.sum(1) * grid).sum(), (img.sum(0) * grid).sum()]) / img.sum()
+
+    centres = torch.stack([centre(y[i, 0, 0]) for i in range(len(y))])
+    for i in range(len(y)):
+        for t in range(3):
+            for c in range(3):
+                assert torch.allclose(y[i, t, c], y[i, 0, 0], atol=1e-6), "one transform per clip"
+    assert centres.std(dim=0).min() > 1.0, "clips are reframed differently"
+    # the dot's offset from the centre scales by 1 / zoom and moves by up to spatial * S: bounded
+    assert (centres - torch.tensor([22.0, 32.0])).abs().max() < spatial * s + 0.12 * 10 + 1
+    assert torch.equal(aug.eval()(x), x)
+    assert torch.equal(FrameAugment(0.0).train()(x), x)
+
+
 def test_local_contrast_lifts_a_faint_mark_and_ignores_the_skin_level():
     """A mouth 0.05 darker than the skin around it: the same response on dark skin as on pale skin, and
     against a mark 0.3 darker, a response far closer than the raw 1:6; a flat frame comes out flat."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from emo.config import FUSIONS, TrainConfig
 from emo.data.labels import class_names
@@ -72,6 +73,56 @@ def test_deterministic_on_cpu(tiny_demo):
     d = fit(cfg, tiny_demo, evaluate_test=False)
     assert _curve(d) == _curve(a) and d[EPOCH_VAL_F1] == a[EPOCH_VAL_F1]
     assert not [k for k in d if k.startswith("test/")] and "gate" not in d
+
+
+def test_mixup_trains_on_blends_of_two_clips_and_both_labels(tiny_demo, monkeypatch):
+    """With mixup the model trains on lam * clip + (1 - lam) * its partner (lam >= 0.5), audio and video
+    alike, and the loss takes both labels; evaluation sees the clips themselves."""
+    import emo.train as train
+
+    cfg = TrainConfig(fusion="concat", epochs=1, mixup=0.4, **FAST)
+    log = []  # per training batch: what the data gave, the draw, what the model got, the loss targets
+    real_pairs, real_batch, real_ce = train.mixup_pairs, train.DeviceData.batch, F.cross_entropy
+    model_cls = train.build_model(cfg).__class__
+    real_forward = model_cls.forward
+
+    def batch(self, idx):
+        a, v, y = real_batch(self, idx)
+        log.append({"a": a, "v": v, "y": y})
+        return a, v, y
+
+    def pairs(alpha, n, device):
+        lam, partner = real_pairs(alpha, n, device)
+        log[-1].update(lam=lam, partner=partner, targets=[])
+        return lam, partner
+
+    def forward(self, a, v):
+        log[-1].update(model_a=a, model_v=v)
+        return real_forward(self, a, v)
+
+    def cross_entropy(logits, y, **kw):
+        if "targets" in log[-1] and len(log[-1]["targets"]) < 2:
+            log[-1]["targets"].append(y)
+        return real_ce(logits, y, **kw)
+
+    monkeypatch.setattr(train.DeviceData, "batch", batch)
+    monkeypatch.setattr(train, "mixup_pairs", pairs)
+    monkeypatch.setattr(model_cls, "forward", forward)
+    monkeypatch.setattr(train.F, "cross_entropy", cross_entropy)
+    res = fit(cfg, tiny_demo)
+    assert np.isfinite(res["history"][0]["train/loss"])
+    trained = [b for b in log if "lam" in b]
+    assert len(trained) > 1
+    for b in trained:
+        lam, p = b["lam"], b["partner"]
+        assert 0.5 <= lam <= 1 and sorted(p.tolist()) == list(range(len(b["y"])))
+        assert len(p) < 8 or not torch.equal(p, torch.arange(len(p)))  # 16 clips: 1 / 16! to be unmoved
+        for raw, fed in ((b["a"], b["model_a"]), (b["v"], b["model_v"])):
+            assert torch.allclose(fed, lam * raw.float() + (1 - lam) * raw[p].float(), atol=1e-4)
+        assert [t.tolist() for t in b["targets"]] == [b["y"].tolist(), b["y"][p].tolist()]
+    evaluated = [b for b in log if "lam" not in b]
+    assert evaluated and all(b["model_a"] is b["a"] and b["model_v"] is b["v"] for b in evaluated)
+    assert real_pairs(0.0, 16, torch.device("cpu")) == (1.0, None)  # off: no blend, no RNG drawn
 
 
 def test_resume_equals_uninterrupted(tiny_demo, tmp_path):

@@ -142,22 +142,26 @@ def resnet18(weights: str) -> nn.Module:
 
 
 class FrameAugment(nn.Module):
-    """Colour and mirror jitter per clip (the same for all its frames), training only: horizontal flip,
-    brightness, contrast and saturation, and with `shuffle` a random order of the RGB channels. Actors
-    differ in skin, hair and background far more than a few training actors can show; the expression
-    does not change with any of these. Shuffling keeps colour edges (a red mouth on brown skin, which
-    luminance alone can lose) while no colour stays tied to an actor.
+    """Colour, mirror and framing jitter per clip (the same for all its frames), training only:
+    horizontal flip, brightness, contrast and saturation; with `shuffle` a random order of the RGB
+    channels; with `spatial` a random zoom (scale within 1 +- spatial) and shift (up to `spatial` of
+    the frame each way). Actors differ in skin, hair, background, face size and where the face sits far
+    more than a few training actors can show; the expression does not change with any of these.
+    Shuffling keeps colour edges (a red mouth on brown skin, which luminance alone can lose) while no
+    colour stays tied to an actor.
 
     Input and output (B, T, 3, S, S) float in [0, 1]."""
 
-    def __init__(self, strength: float, shuffle: bool = False):
+    def __init__(self, strength: float, shuffle: bool = False, spatial: float = 0.0):
         super().__init__()
-        self.strength, self.shuffle = strength, shuffle
+        self.strength, self.shuffle, self.spatial = strength, shuffle, spatial
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or not (self.strength or self.shuffle):
+        if not self.training or not (self.strength or self.shuffle or self.spatial):
             return x
         b = x.shape[0]
+        if self.spatial:
+            x = self.reframe(x)
         if self.shuffle:
             order = torch.rand(b, 3, device=x.device).argsort(dim=1)  # (B, 3): a permutation per clip
             x = x.gather(2, order.view(b, 1, 3, 1, 1).expand_as(x))
@@ -175,6 +179,18 @@ class FrameAugment(nn.Module):
         gray = x.mean(dim=2, keepdim=True)
         x = (x - gray) * jitter() + gray  # saturation
         return x.clamp(0, 1)
+
+    def reframe(self, x: torch.Tensor) -> torch.Tensor:
+        """One random zoom and shift per clip, applied to all its frames; the border pixels fill what
+        moves into view (the frame's edge is background, not black)."""
+        b, t, c, s, _ = x.shape
+        u = 2 * torch.rand(b, 3, device=x.device) - 1  # (B, 3) in [-1, 1]: zoom, shift x, shift y
+        theta = torch.zeros(b, 2, 3, device=x.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1 + self.spatial * u[:, 0]  # > 1 shows more of the frame
+        theta[:, :, 2] = 2 * self.spatial * u[:, 1:]  # affine_grid's coordinates span 2 per frame
+        grid = F.affine_grid(theta, (b, t * c, s, s), align_corners=False)
+        out = F.grid_sample(x.reshape(b, t * c, s, s), grid, padding_mode="border", align_corners=False)
+        return out.view(b, t, c, s, s)
 
 
 def local_contrast(x: torch.Tensor) -> torch.Tensor:
@@ -214,10 +230,11 @@ class VideoEncoder(nn.Module):
         gray: bool = False,
         train_frames: int = 0,
         shuffle_channels: bool = False,
+        spatial: float = 0.0,
     ):
         super().__init__()
         self.norm, self.gray, self.train_frames = norm, gray, train_frames
-        self.augment = FrameAugment(augment, shuffle_channels)
+        self.augment = FrameAugment(augment, shuffle_channels, spatial)
         if backbone == "resnet18":
             net = resnet18(weights)
             self.body = nn.Sequential(*list(net.children())[:-1])  # up to avgpool: (B*T, 512, 1, 1)
@@ -248,7 +265,9 @@ class VideoEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.sample_frames(x)
         b, t, s, _, c = x.shape
-        x = self.augment(x.permute(0, 1, 4, 2, 3).float().div_(255))  # (B, T, 3, S, S)
+        x = x.permute(0, 1, 4, 2, 3)  # (B, T, 3, S, S)
+        # uint8 frames, or float ones (mixup's blends), which must not be scaled in the caller's tensor
+        x = self.augment(x.float().div_(255) if x.dtype == torch.uint8 else x / 255)
         if self.gray:  # luminance (ITU-R BT.601), kept as 3 equal channels for the same backbone
             x = (x * self.luma).sum(dim=2, keepdim=True).expand_as(x)
         if self.norm == "clip":

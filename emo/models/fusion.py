@@ -71,6 +71,7 @@ class FusionModel(nn.Module):
                 cfg.video_gray,
                 cfg.train_frames,
                 cfg.video_shuffle_channels,
+                cfg.video_spatial,
             )
 
     def forward_features(self, audio, video) -> dict[str, torch.Tensor]:
