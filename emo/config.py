@@ -233,10 +233,11 @@ DEMO_TRAIN: dict = {
     "audio_width": 8,  # 8-16-32-64 channels: the demo's pitch contours need no more
     "video_width": 16,
     "video_gray": True,  # the demo's actors differ in skin, hair and background colour; expressions do not
-    # Each pixel against its neighbourhood: a dark mouth on dark skin (actor 5) is as visible as on pale
-    # skin. Over 4 folds x 2 seeds every fusion method rose (late 0.857 -> 0.950, xattn 0.857 -> 0.889 at
-    # 8 classes), video-only barely (0.366 -> 0.372) (BENCHMARKS.md, "Training quality", 17:17, and
-    # "compared, run by run", 2026-12-07).
+    # Each pixel against its neighbourhood: a faint mouth stands out as much as a clear one. Over 4 folds
+    # x 2 seeds every fusion method rose (late 0.857 -> 0.950, xattn 0.857 -> 0.889 at 8 classes),
+    # video-only barely (0.366 -> 0.372) (BENCHMARKS.md, "Training quality", 17:17, and "compared, run by
+    # run", 2026-12-07). Actor 5's lips have the luminance of its skin; colour frames show them but
+    # measured no better over all methods (19:18, 19:19).
     "video_norm": "local",
     "video_augment": 0.3,
     "train_frames": 2,  # its faces hold one expression per clip: 2 of 8 frames per step, all 8 to evaluate
