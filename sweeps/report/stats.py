@@ -203,13 +203,14 @@ def checklist(rows: list[dict], rank: list[dict], figures: dict[str, list[str]],
     else:
         pd_ = paired(with_, without)
         p = "-" if pd_["p"] is None else f"{pd_['p']:.3g}"
+        sig = "significant" if pd_["p"] is not None and pd_["p"] < ALPHA else "not significant"
         best_p = "the best p" if p_md is None else f"p = {p_md:.2f}"
         add(
             item,
             "pass" if (pd_["mean"] or 0) > 0 else "fail",
             pd_["mean"],
             f"{best_p} vs p = 0: paired delta {100 * (pd_['mean'] or 0):+.1f} points over {pd_['n']} pairs, "
-            f"Wilcoxon p = {p} (pass: dropout helps on average)",
+            f"Wilcoxon p = {p} ({sig} at {ALPHA}; pass: higher with dropout on average)",
         )
 
     methods = list(dict.fromkeys(line["method"] for line in rank if line["runs"]))
