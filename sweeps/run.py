@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                 for tid in supersede_lost_trials(sweep.storage, sweep.name, method, kept):
                     print(
                         f"[{method}] trial {tid} started before the crash but is not in Tune's saved state (another "
-                        f"trial took its place); its W&B run moved to {method}_{tid}/wandb/superseded/",
+                        f"trial took its place); its W&B run moved to "
+                        f"{store.trial_folder(method, tid)}/wandb/superseded/",
                         flush=True,
                     )
             rows += method_rows

@@ -41,6 +41,11 @@ def sweep_dir(storage_path: str, name: str) -> str:
     return f"{storage_path.rstrip('/')}/{name}"
 
 
+def trial_folder(method: str, trial_id: str) -> str:
+    """`gated_3f2a1b0c`: a trial's folder under STORAGE/NAME/METHOD/ (Ray's default spells out the config)."""
+    return f"{method}_{trial_id}"
+
+
 def write_storage(storage_path: str, relpath: str, data: bytes) -> str:
     """Write `data` to STORAGE/relpath, local (atomically: write beside, rename) or a URI such as
     s3:// (one object PUT, atomic already). Returns where it went."""

@@ -41,6 +41,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from search_spaces.common import plain
+from sweeps.store import trial_folder
 from sweeps.trainable import checkpoint_epoch
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class WandbTrials(Callback):
         run = start_run(
             config,
             project=self.project,
-            name=f"{self.method}_{tid}",
+            name=trial_folder(self.method, tid),  # the trial's own name
             group=self.sweep,
             tags=(self.method, "sweep"),
             run_id=run_id,
@@ -278,8 +279,8 @@ def supersede_lost_trials(storage_path: str, sweep: str, method: str, kept: set[
 
     fs, root = storage_fs(sweep_dir(storage_path, sweep))
     lost = []
+    prefix = trial_folder(method, "")
     for info in fs.get_file_info(pafs.FileSelector(f"{root}/{method}", allow_not_found=True)):
-        prefix = f"{method}_"
         if info.type != pafs.FileType.Directory or not info.base_name.startswith(prefix):
             continue
         tid = info.base_name[len(prefix) :]

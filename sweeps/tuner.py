@@ -76,8 +76,8 @@ def trainable(data_ref, cpus: float, gpus: float):
 
 
 def trial_name(trial) -> str:
-    """`gated_3f2a1b0c`: short folder names (Ray's default spells out the whole config)."""
-    return f"{trial.config.get('fusion', 'trial')}_{trial.trial_id}"
+    """The trial's name and folder: `store.trial_folder`."""
+    return store.trial_folder(trial.config.get("fusion", "trial"), trial.trial_id)
 
 
 def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
