@@ -94,7 +94,7 @@ def local_token_auth() -> bool:
 def check_dashboard_host(host: str) -> None:
     """The dashboard of a Ray started here runs anyone's code for whoever reaches it (CVE-2023-48022):
     off loopback it needs token authentication (refused without), and even with it, say so once."""
-    if _loopback(host):
+    if is_loopback(host):
         if not local_token_auth():
             print(
                 f"warning: RAY_AUTH_MODE={os.environ.get('RAY_AUTH_MODE')}: the Ray started here has no "
@@ -116,7 +116,7 @@ def check_dashboard_host(host: str) -> None:
     )
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -170,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     r = resolve(argv)
     args, sweep = r["args"], r["sweep"]
     resume = args.resume
+    from sweeps import study
+
+    try:
+        journal = study.open_for(sweep)
+    except (study.StudyError, OSError) as e:
+        fail(str(e))
 
     cfg = TrainConfig(**sweep.trial_fixed)
     from emo.data import load_data
@@ -226,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrent=sweep.concurrent or tuner.max_concurrent(sweep, gpus, cpus), resources={"cpu": cpus, "gpu": gpus}
         )
         store.write_sweep(sweep.storage, sweep)
+        print(f"Optuna study: {journal} (python -m sweeps.dashboard {sweep.name} shows it)", flush=True)
         print(
             f"sweep {sweep.name}: {', '.join(sweep.methods)}; {sweep.num_samples} trials each, "
             f"up to {sweep.max_epochs} epochs, {sweep.scheduler} + {sweep.search}; "

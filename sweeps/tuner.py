@@ -28,11 +28,13 @@ def max_concurrent(sweep: SweepSpec, gpus: float, cpus: float) -> int:
     return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep.num_samples)
 
 
-def searcher(sweep: SweepSpec, sp, seed: int):
+def searcher(sweep: SweepSpec, method: str, sp, seed: int):
     """Optuna through Tune: TPE (or random) over the method's space, the training guide's recipe as the
-    first trial, pruned trials told to Optuna as pruned (sweeps.search)."""
+    first trial, pruned trials told to Optuna as pruned (sweeps.search), the study named `method` in
+    the sweep's journal (sweeps.study)."""
     import optuna
 
+    from sweeps import study
     from sweeps.search import PrunedAwareOptunaSearch
 
     n = sweep.num_samples
@@ -47,6 +49,9 @@ def searcher(sweep: SweepSpec, sp, seed: int):
         sampler=sampler,
         points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
         max_epochs=sweep.max_epochs,
+        journal=str(study.journal_path(sweep)),
+        identity=study.identity(sweep),
+        study_name=method,
     )
 
 
@@ -108,6 +113,10 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
         return tuner.fit(), sp
     seed = int(sweep.fixed.get("seed", 0))
     callbacks = [Progress(method, sweep.num_samples, sweep.max_epochs)]
+    if "://" in sweep.storage:
+        from sweeps.search import UploadJournal
+
+        callbacks.append(UploadJournal(sweep))
     if sweep.fixed.get("wandb"):
         from sweeps.tracking import WandbTrials
 
@@ -120,7 +129,7 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
             mode=MODE,
-            search_alg=searcher(sweep, sp, seed),
+            search_alg=searcher(sweep, method, sp, seed),
             scheduler=scheduler(sweep),
             num_samples=sweep.num_samples,
             max_concurrent_trials=sweep.concurrent,

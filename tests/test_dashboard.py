@@ -1,10 +1,11 @@
-"""The Ray dashboard during a sweep, checked as a person would: in headless Chromium.
+"""The dashboards during a sweep, checked as a person would: in headless Chromium.
 
-`python -m sweeps.run` starts Ray here with its dashboard on 127.0.0.1 and token authentication on
-(Ray 2.60). Without the token every /api/* route is refused and the page shows Ray's "Authentication
+Ray's: `python -m sweeps.run` starts Ray here with its dashboard on 127.0.0.1 and token authentication
+on (Ray 2.60). Without the token every /api/* route is refused and the page shows Ray's "Authentication
 Token Required" dialog; pasting the token from ~/.ray/auth_token (the README's way in) shows the
-sweep's job and its trials. Chromium is Debian's `chromium` package (`.ci/run` installs it), driven
-through Playwright.
+sweep's job and its trials. Optuna's: `python -m sweeps.dashboard NAME` serves the sweep's study
+(sweeps.study) on 127.0.0.1; its trials appear while the sweep runs, ASHA's pruned ones marked so.
+Chromium is Debian's `chromium` package (`.ci/run` installs it), driven through Playwright.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.procs import Lines
@@ -41,13 +43,14 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
 
 
 @requires_chromium
-def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_demo, tmp_path):
+def test_dashboards_ray_refuses_without_the_token_and_optuna_shows_the_running_study(tiny_demo, tmp_path):
     from playwright.sync_api import sync_playwright
 
     argv = [sys.executable, "-m", "sweeps.run", "gated", "--data_root", str(tiny_demo.root), *SWEEP_DATA]
-    # Long enough (three trials, two epochs each, one at a time) to look at it while it runs: with two
-    # trials the sweep ended 16 s after the checks here, too little for a machine half as fast (three: 27 s).
-    argv += ["--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--max-concurrent", "1"]
+    # Long enough (six trials of up to three epochs, one at a time) to look at both while it runs; at
+    # 32 channels the trials' scores differ after one epoch and ASHA (rungs at epochs 1 and 2) prunes.
+    argv += ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--max-concurrent", "1"]
+    argv += ["--audio_width", "32", "--video_width", "32"]
     argv += ["--storage-path", str(tmp_path / "runs"), "--name", "d"]
     # No RAY_AUTH_MODE (conftest sets it for the tests' own Ray processes): token authentication
     # must be what the driver's locally started Ray does by default, as from a user's shell.
@@ -58,8 +61,37 @@ def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_de
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     out = Lines(proc)
+    optuna_dash = None
     try:
-        lines = out.wait_for(lambda ls: any(" epoch 1/2" in x for x in ls), 300)
+        lines = out.wait_for(lambda ls: any("finished (1/6)" in x for x in ls), 300)
+        optuna_dash = subprocess.Popen(
+            [sys.executable, "-m", "sweeps.dashboard", "d", "--storage-path", str(tmp_path / "runs"), "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        said = Lines(optuna_dash).wait_for(lambda ls: any("/dashboard/" in x for x in ls), 60)
+        study_url = re.search(r"(http://127\.0\.0\.1:\d+)/dashboard/", "".join(said)).group(1)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"{study_url}/dashboard/")
+                page.get_by_text("gated").first.wait_for(timeout=60_000)
+                page.goto(f"{study_url}/dashboard/studies/0/trials")
+                page.get_by_text("Complete").first.wait_for(timeout=60_000)
+                page.get_by_text("Running").first.wait_for(timeout=60_000)  # the trial training now
+                running = proc.poll() is None
+                page.screenshot(path=tmp_path / "optuna-trials-running.png")
+            finally:
+                browser.close()
+        assert running, "the sweep had ended before its trials were seen in optuna-dashboard"
+
+        n = len(out.lines)
+        lines = out.wait_for(lambda ls: any(" epoch 1/3" in x for x in ls[n:]), 300)
         url = next(m.group(1) for x in lines if (m := re.search(r"Ray dashboard: (http://\S+)", x)))
         # Ray started by the sweep listens on loopback only.
         assert url.startswith("http://127.0.0.1:"), url
@@ -101,10 +133,30 @@ def test_dashboard_refuses_without_the_token_and_shows_the_sweep_with_it(tiny_de
             finally:
                 browser.close()
         proc.wait(timeout=600)
+        assert proc.returncode == 0, "".join(out.lines[-60:])
+
+        # The finished study, as the same dashboard shows it: every trial, the pruned ones marked so.
+        df = pd.read_parquet(tmp_path / "runs" / "d" / "results.parquet")
+        pruned = int((df["status"] == "pruned").sum())
+        assert pruned >= 1, df[["trial_id", "status", "epochs"]]
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"{study_url}/dashboard/studies/0/trials")
+                page.get_by_text("6 Trials").wait_for(timeout=60_000)
+                shown = page.inner_text("body")
+                page.screenshot(path=tmp_path / "optuna-trials-done.png")
+            finally:
+                browser.close()
+        states = re.findall(r"^Trial \d+\n(\w+)$", shown, re.M)
+        assert len(states) == 6 and states.count("Pruned") == pruned, shown[:1500]
+        assert states.count("Complete") == 6 - pruned and "Running" not in states
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, "".join(out.lines[-60:])
-    for name in ("dashboard-token-dialog.png", "dashboard-jobs.png", "dashboard-actors.png"):
+        for p in (proc, optuna_dash):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    names = ("dashboard-token-dialog.png", "dashboard-jobs.png", "dashboard-actors.png")
+    for name in (*names, "optuna-trials-running.png", "optuna-trials-done.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name

@@ -143,17 +143,36 @@ def test_sweep_logs_one_wandb_run_per_trial(finished_sweep):
         assert any(r["type"] == "exit" for r in records), row["trial_id"]
 
 
-def test_pruned_trials_reach_optuna_as_pruned(finished_sweep):
+def test_the_sweeps_optuna_study_holds_every_trial_its_epochs_and_asha_prunes(finished_sweep):
+    """optuna.journal beside sweep.json (sweeps.study) holds the method's study: one Optuna trial per Tune
+    trial with its configuration, the objective of every epoch it ran as intermediate values (the last
+    one too, which Tune hands over only at completion), PRUNED where ASHA stopped it; and the searcher
+    Tune saved with the experiment reopens that study."""
+    import optuna
     from optuna.trial import TrialState
 
+    from sweeps import study
     from sweeps.search import PrunedAwareOptunaSearch
 
     df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    journal = finished_sweep["dir"] / study.JOURNAL_FILE
+    st = optuna.load_study(study_name="gated", storage=study.storage(journal))
+    assert st.user_attrs[study.IDENTITY]["sweep"] == "s"
+    assert len(st.trials) == len(df) == 6
+    searched = [c[len("config/") :] for c in df.columns if c.startswith("config/")]
+    for t in st.trials:
+        [row] = [r for _, r in df.iterrows() if all(t.params[k] == pytest.approx(r[f"config/{k}"]) for k in searched)]
+        assert t.state == (TrialState.PRUNED if row["status"] == "pruned" else TrialState.COMPLETE), row["trial_id"]
+        epochs = [json.loads(line) for line in Path(row["path"], "result.json").read_text().splitlines()]
+        assert t.intermediate_values == {e["epoch"]: pytest.approx(e[OBJECTIVE]) for e in epochs}, row["trial_id"]
+        assert max(t.intermediate_values) == row["epochs"]
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(row[OBJECTIVE_COLUMN])
+
     searcher = PrunedAwareOptunaSearch(max_epochs=3)
     searcher.restore_from_dir(str(finished_sweep["dir"] / "gated"))
-    states = [t.state for t in searcher._ot_study.trials]
-    assert states.count(TrialState.PRUNED) == (df["status"] == "pruned").sum()
-    assert states.count(TrialState.COMPLETE) == (df["status"] != "pruned").sum()
+    assert searcher._journal == str(journal)
+    assert [t.state for t in searcher._ot_study.trials] == [t.state for t in st.trials]
 
 
 def test_leaderboard_is_printed(finished_sweep):
@@ -295,6 +314,17 @@ def test_head_node_and_driver_killed_mid_sweep_resume_on_a_new_cluster_without_r
     df = pd.read_parquet(storage / "k" / "results.parquet")
     assert len(df) == 3 and df["trial_id"].is_unique
     assert (df["status"] == "completed").all() and (df["epochs"] == 3).all()
+    # The Optuna study (sweeps.study) was continued, not started over: the 3 trials complete with every
+    # epoch; none left running (one asked before the kill and never run would end FAIL, marked lost).
+    import optuna
+    from optuna.trial import TrialState
+
+    from sweeps import study
+
+    trials = optuna.load_study(study_name="gated", storage=study.storage(storage / "k" / study.JOURNAL_FILE)).trials
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 3 and all(sorted(t.intermediate_values) == [1, 2, 3] for t in done), trials
+    assert all(t.state == TrialState.FAIL and study.LOST in t.user_attrs for t in trials if t not in done), trials
     # A trial finished before the crash is not run again: the resumed driver printed no epoch of it.
     for tid in done_before:
         assert not any(tid in line and " epoch " in line for line in res.stdout.splitlines()), tid
@@ -439,7 +469,7 @@ def test_every_search_space_validates_and_starts_from_the_guide_recipe(method):
     assert "lr" not in pinned.params and pinned.param_space()["lr"] == 5e-4
 
 
-def test_optuna_search_is_seeded():
+def test_optuna_search_is_seeded(tmp_path):
     """Two searchers built as sweeps.run builds them, with the same seed, propose the same trials
     after the guide's recipe (also with results coming back, so TPE is modelling, not only sampling
     its start-up trials); another seed proposes others."""
@@ -452,7 +482,8 @@ def test_optuna_search_is_seeded():
     sweep = SweepSpec(name="s", methods=("gated",), fixed={}, num_samples=8, max_epochs=6, search="tpe")
 
     def proposals(seed: int, n: int = 6) -> list[dict]:
-        s = searcher(sweep, sp, seed)
+        # each searcher its own journal: one that finds earlier trials in its study learns from them
+        s = searcher(sweep.replace(storage=str(tmp_path / f"{len(list(tmp_path.iterdir()))}")), "gated", sp, seed)
         s.set_search_properties(None, None, {**sp.param_space(), "epochs": 6})  # what Tune does
         out = []
         for i in range(n):
@@ -800,3 +831,75 @@ def test_a_trial_lost_from_tunes_saved_state_leaves_the_wandb_sync_glob(tmp_path
     moved = tmp_path / "k" / "gated" / "gated_bbbb0002" / "wandb" / SUPERSEDED
     assert [p.name for p in moved.iterdir()] == [f"offline-run-20261207_172710-{wandb_run_id('k', 'bbbb0002')}"]
     assert supersede_lost_trials(str(tmp_path), "k", "gated", kept={"aaaa0001"}) == []  # nothing left to move
+
+
+def test_a_journal_from_another_sweep_is_refused_in_one_line(tmp_path, capsys):
+    """optuna.journal copied into a sweep folder from another sweep: the driver stops before Ray, one
+    line naming both sweeps, and the journal is left as it was."""
+    import optuna
+
+    from sweeps import study
+    from sweeps.run import main
+    from sweeps.spec import SweepSpec
+    from sweeps.store import write_sweep
+
+    spec = SweepSpec(name="b", methods=("gated",), fixed={}, num_samples=1, max_epochs=1, created="2026-12-07T10:00")
+    write_sweep(str(tmp_path), spec)
+    other = optuna.create_study(study_name="gated", storage=study.storage(tmp_path / "b" / study.JOURNAL_FILE))
+    other.set_user_attr(study.IDENTITY, {"sweep": "a", "created": "2026-12-06T09:00"})
+    before = (tmp_path / "b" / study.JOURNAL_FILE).read_bytes()
+    with pytest.raises(SystemExit) as e:
+        main(["--resume", "--name", "b", "--storage-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holds study 'gated' of sweep 'a'" in err and "not of sweep 'b'" in err, err
+    assert (tmp_path / "b" / study.JOURNAL_FILE).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["s", "--host", "0.0.0.0"], "--host 0.0.0.0: optuna-dashboard has no authentication"),
+        (["nope"], "holds no sweep"),
+        (["s"], "has no Optuna study"),
+        (["s", "--port", "70000"], "not a port number"),
+    ],
+)
+def test_dashboard_cli_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
+    from sweeps.dashboard import main
+    from sweeps.spec import SweepSpec
+    from sweeps.store import write_sweep
+
+    write_sweep(str(tmp_path), SweepSpec(name="s", methods=("gated",), fixed={}, num_samples=1, max_epochs=1))
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--storage-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and message in err, err
+
+
+def test_with_remote_storage_the_journal_is_a_local_copy_uploaded_and_fetched_back(tmp_path, monkeypatch):
+    """s3:// storage, here a file:// URI through the same pyarrow code: the driver writes a local journal
+    under ~/.cache, uploads it whole, and a new head node (no local copy) fetches it before going on."""
+    import optuna
+
+    from sweeps import study
+    from sweeps.spec import SweepSpec
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = SweepSpec(name="r", methods=("gated",), fixed={}, num_samples=1, max_epochs=1, created="t0")
+    spec = spec.replace(storage=f"file://{tmp_path / 'bucket'}")
+    local = study.open_for(spec)
+    assert local.startswith(str(tmp_path / "home" / ".cache" / "emo-sweeps" / "studies"))
+    s = optuna.create_study(study_name="gated", storage=study.storage(local))
+    s.set_user_attr(study.IDENTITY, study.identity(spec))
+    s.enqueue_trial({"x": 1.0})
+    study.upload(spec)
+    stored = tmp_path / "bucket" / "r" / study.JOURNAL_FILE
+    assert stored.read_bytes() == Path(local).read_bytes()
+
+    Path(local).unlink()  # the new head node
+    assert study.open_for(spec) == local and Path(local).read_bytes() == stored.read_bytes()
+    assert len(optuna.load_study(study_name="gated", storage=study.storage(local)).trials) == 1
+    # Another sweep's start time under the same name: refused, not merged.
+    with pytest.raises(study.StudyError, match="copied from another sweep"):
+        study.open_for(spec.replace(created="t1"))
