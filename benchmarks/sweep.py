@@ -5,6 +5,7 @@
     python -m benchmarks.sweep efficiency --seeds 0 1 2  # ASHA + TPE vs FIFO + random, same trial budget
     python -m benchmarks.sweep efficiency --arms asha+tpe asha+random   # also ASHA alone, same configs as FIFO
     python -m benchmarks.sweep efficiency --arms --seeds 0 1 2 3         # FIFO only; ASHA replayed on its curves
+    python -m benchmarks.sweep study --repeats 2        # the Optuna journal's cost: 32-trial sweeps with and without
 
 Each sweep runs as `python -m sweeps.run` in its own process (its own local Ray instance), as a user
 runs it; the figures come from its results.parquet. Nothing else heavy should run meanwhile.
@@ -31,9 +32,11 @@ from sweeps.spec import DEFAULTS, DEMO_BUDGET
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sweep(args: list[str], storage: Path, name: str, env: dict | None = None) -> tuple[pd.DataFrame, float]:
+def sweep(
+    args: list[str], storage: Path, name: str, env: dict | None = None, entry: tuple[str, ...] = ("-m", "sweeps.run")
+) -> tuple[pd.DataFrame, float]:
     """Run one sweep; returns its results table and the command's wall seconds (Ray start included)."""
-    cmd = [sys.executable, "-m", "sweeps.run", *args, "--storage-path", str(storage), "--name", name]
+    cmd = [sys.executable, *entry, *args, "--storage-path", str(storage), "--name", name]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -289,6 +292,97 @@ def efficiency(ns) -> None:
     print(json.dumps(per_seed))
 
 
+# The baseline of `study`: sweeps.run with its searchers' study in memory, as Ray Tune's OptunaSearch
+# keeps it by default (no journal: no dashboard, no growing), everything else the same.
+IN_MEMORY = (
+    "import sys\n"
+    "import sweeps.search as s\n"
+    "init = s.PrunedAwareOptunaSearch.__init__\n"
+    "def in_memory(self, *a, journal=None, **k):\n"
+    "    init(self, *a, journal=None, **k)\n"
+    "s.PrunedAwareOptunaSearch.__init__ = in_memory\n"
+    "from sweeps.run import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def searcher_cost(trials: int, epochs: int, journal: Path | None) -> float:
+    """Seconds the driver spends in the searcher for `trials` trials of `epochs` epochs each (suggest,
+    one result per epoch, completion), with the study in a journal or in memory; the searcher built
+    with sweeps.tuner's settings."""
+    import math
+
+    import optuna
+
+    from search_spaces import get_space
+    from sweeps.search import PrunedAwareOptunaSearch
+
+    sp = get_space("gated")
+    where = {"journal": str(journal), "identity": {"sweep": "cost"}, "study_name": "gated"} if journal else {}
+    sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=min(10, max(2, trials // 4)), constant_liar=True)
+    s = PrunedAwareOptunaSearch(
+        metric=OBJECTIVE, mode="max", sampler=sampler, points_to_evaluate=[sp.recipe], max_epochs=epochs, **where
+    )
+    t0 = time.perf_counter()
+    s.set_search_properties(None, None, {**sp.param_space(), "epochs": epochs})
+    for i in range(trials):
+        cfg = s.suggest(f"t{i}")
+        for e in range(1, epochs + 1):
+            score = (1 - abs(math.log10(cfg["lr"]) + 3)) * e / epochs
+            s.on_trial_result(f"t{i}", {OBJECTIVE: score, "epoch": e})
+        s.on_trial_complete(f"t{i}", {OBJECTIVE: score, "epoch": epochs})
+    return time.perf_counter() - t0
+
+
+def study_cost(ns) -> None:
+    """A 32-trial demo sweep with the Optuna study in the journal (what sweeps.run does) and in memory
+    (Ray Tune's default), alternating, `--repeats` times each; and the searcher's own time per trial."""
+    rows, walls = [], {"journal": [], "memory": []}
+    args = ["gated", "--num-samples", str(ns.num_samples), *ns.extra]
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(ns.repeats):
+            for arm in ("journal", "memory") if r % 2 == 0 else ("memory", "journal"):
+                entry = ("-m", "sweeps.run") if arm == "journal" else ("-c", IN_MEMORY)
+                df, wall = sweep(args, Path(tmp), f"{arm}{r}", entry=entry)
+                journal = Path(tmp, f"{arm}{r}", "optuna.journal")
+                assert journal.exists() == (arm == "journal"), journal
+                epochs = int(df["epochs"].sum())
+                walls[arm].append((wall, epochs))
+                rows.append([arm, r, len(df), epochs, f"{wall:.1f}", f"{wall / epochs:.3f}"])
+    j = sum(w for w, _ in walls["journal"]) / sum(e for _, e in walls["journal"])
+    m = sum(w for w, _ in walls["memory"]) / sum(e for _, e in walls["memory"])
+    body = table(["study", "repeat", "trials", "epochs trained", "wall s", "wall s per epoch"], rows)
+    body += f"\n\nwall per epoch trained, journal / memory: **{j / m:.3f}** ({(j / m - 1) * 100:+.1f}%)"
+    # The driver's own added work, without the sweep's noise: the same calls Tune makes, timed.
+    epochs = int(ns.max_epochs)
+    cost = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arm in ("memory", "journal", "memory", "journal"):
+            journal = Path(tmp, f"{arm}{len(cost.get(arm, []))}.journal") if arm == "journal" else None
+            t = searcher_cost(ns.num_samples, epochs, journal)
+            cost.setdefault(arm, []).append(t)
+    per = {a: min(v) / ns.num_samples * 1000 for a, v in cost.items()}
+    mean_wall = sum(w for w, _ in walls["journal"]) / len(walls["journal"])
+    extra_s = min(cost["journal"]) - min(cost["memory"])
+    body += "\n\n" + table(
+        ["searcher calls per trial (suggest, one result per epoch, completion)", "ms per trial (best of 2)"],
+        [[f"{arm}, {epochs} epochs", f"{per[arm]:.1f}"] for arm in ("memory", "journal")],
+    )
+    body += (
+        f"\n\njournal's added driver time for {ns.num_samples} trials of {epochs} epochs: {extra_s:.2f} s, "
+        f"**{extra_s / mean_wall * 100:.2f}%** of the journal sweeps' mean wall time ({mean_wall:.0f} s)"
+    )
+    notes = (
+        "Both arms are `python -m sweeps.run gated` on the demo set with the same flags and seed; the baseline "
+        "patches the searcher to keep Optuna's study in memory, as Ray Tune's OptunaSearch does by default. The "
+        "sweeps' wall times include Ray's start and differ by the epochs ASHA let each sweep train (TPE's "
+        "proposals depend on the order results arrive in), hence the ratio per epoch trained. The second "
+        "table times the searcher alone, outside Ray, for the same number of trials and every trial run to the "
+        "last epoch (an upper bound: ASHA stops most sooner): what the journal adds to the driver's work."
+    )
+    report(f"Optuna study in a journal vs in memory ({ns.num_samples}-trial demo sweep)", body, notes)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -305,8 +399,13 @@ def main(argv=None) -> None:
     e.add_argument("--arms", nargs="*", default=["asha+tpe"], choices=["asha+tpe", "asha+random", "fifo+tpe"],
                    help="scheduler+search pairs to compare with fifo+random (always run)")  # fmt: skip
     e.add_argument("extra", nargs="*", help="more sweeps.run flags (after --)")
+    st = sub.add_parser("study")
+    st.add_argument("--num-samples", type=int, default=32)
+    st.add_argument("--max-epochs", type=int, default=DEMO_BUDGET["max_epochs"], help="for the searcher-only timing")
+    st.add_argument("--repeats", type=int, default=2)
+    st.add_argument("extra", nargs="*", help="more sweeps.run flags (after --)")
     ns = p.parse_args(argv)
-    {"demo": demo, "fresh": fresh, "efficiency": efficiency}[ns.what](ns)
+    {"demo": demo, "fresh": fresh, "efficiency": efficiency, "study": study_cost}[ns.what](ns)
 
 
 if __name__ == "__main__":

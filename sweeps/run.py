@@ -117,8 +117,11 @@ def resolve(argv: list[str] | None) -> dict:
         saved = _read_sweep(args.storage_path, args.name)
         # the name picks the folders the restored sweep writes to
         check_name(saved.name, f"the name in {store.SWEEP_FILE}")
+        # --num-samples grows the sweep (its trials beyond today's are a new Tune experiment per method,
+        # whose searcher learns from every earlier trial); every other defining flag is refused.
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
+        grow_to = flags.pop("num_samples")
         changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
         changed += ["methods"] if args.methods and tuple(args.methods) != saved.methods else []
         if changed:
@@ -133,6 +136,18 @@ def resolve(argv: list[str] | None) -> dict:
         if saved.storage and saved.storage.rstrip("/") != here:
             print(f"note: sweep {saved.name!r} was written under {saved.storage}; continuing it in {here}")
         sweep = saved.replace(storage=here)
+        if grow_to is not None:
+            try:
+                sweep = sweep.grow(grow_to)
+            except SpecError as e:
+                fail(str(e))
+            if sweep.num_samples > saved.num_samples:
+                print(
+                    f"growing sweep {sweep.name!r} from {saved.num_samples} to {sweep.num_samples} trials per method: "
+                    f"the {sweep.num_samples - saved.num_samples} new ones are proposed by a searcher that knows every "
+                    "earlier trial (its Optuna study); nothing earlier is run again",
+                    flush=True,
+                )
     else:
         if not args.methods:
             fail(f"name a method to sweep: {', '.join(METHODS)}, or all")
@@ -162,6 +177,68 @@ def check_name(name: str, what: str = "--name") -> None:
         )
 
 
+def check_study(sweep: SweepSpec, journal: str) -> None:
+    """--resume: the journal holds the study of every method that started, and each was searched over
+    the space the method's search space gives now (search_spaces/ edited since would mix two spaces in
+    one study and one ranking). A growth needs the study: its searcher learns from it. StudyError."""
+    from pathlib import Path
+
+    import optuna
+
+    from search_spaces import get_space
+    from sweeps import study, tuner
+
+    if not Path(journal).is_file():
+        if sweep.grown:
+            raise study.StudyError(
+                f"sweep {sweep.name!r} has no Optuna study ({study.JOURNAL_FILE}): it was started by an emo-sweeps "
+                "that did not keep one, so a growth's searcher could not learn from its trials; start a new sweep"
+            )
+        return
+    st = study.storage(journal)
+    names = {s.study_name: s for s in optuna.get_all_study_summaries(st, include_best_trial=False)}
+    for m in sweep.methods:
+        if m not in names:
+            continue
+        then = (names[m].user_attrs.get(study.IDENTITY) or {}).get("space")
+        now = study.space_json(tuner.optuna_space(get_space(m).pin(sweep.trial_fixed)))
+        if then is not None and then != now:
+            diff = sorted(k for k in {*then, *now} if then.get(k) != now.get(k))
+            shown = "; ".join(
+                f"{k}: {then.get(k, 'not searched')} then, {now.get(k, 'not searched')} now" for k in diff
+            )
+            raise study.StudyError(
+                f"sweep {sweep.name!r} searched {m} over another space than search_spaces/ gives now ({shown}); "
+                "restore the search space it ran with, or start a new sweep"
+            )
+
+
+def run_stage(sweep: SweepSpec, method: str, stage: int, trial, resume: bool) -> list[dict]:
+    """One Tune experiment of a method (its first run, or a growth's trials) run or restored; its rows."""
+    from sweeps import tuner
+    from sweeps.results import trial_row
+
+    experiment = store.experiment_name(method, stage)
+    t0 = time.perf_counter()
+    try:
+        grid, sp = tuner.run_method(method, sweep, trial, resume, stage)
+    except tuner.ResumeError as e:
+        fail(f"--resume: {e}")
+    rows = [trial_row(res_, sweep.name, method, list(sp.params), sweep.max_epochs) for res_ in grid]
+    if resume and sweep.fixed.get("wandb"):
+        from sweeps.tracking import supersede_lost_trials
+
+        kept = {r["trial_id"] for r in rows}
+        for tid in supersede_lost_trials(sweep.storage, sweep.name, method, kept, experiment):
+            print(
+                f"[{experiment}] trial {tid} started before the crash but is not in Tune's saved state (another "
+                f"trial took its place); its W&B run moved to {store.trial_folder(method, tid)}/wandb/superseded/",
+                flush=True,
+            )
+    print(f"[{experiment}] {len(rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from emo.data.catalog import DataRootError
 
@@ -174,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         journal = study.open_for(sweep)
+        if resume:
+            check_study(sweep, journal)
     except (study.StudyError, OSError) as e:
         fail(str(e))
 
@@ -203,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from sweeps import tuner
-    from sweeps.results import leaderboard, trial_row
+    from sweeps.results import leaderboard
 
     started, url = cluster.start_ray(args.address, args.dashboard_host)
     try:
@@ -246,28 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         trial = tuner.trainable(data_ref, cpus, gpus)
         rows = []
         for method in sweep.methods:
-            t0 = time.perf_counter()
-            try:
-                grid, sp = tuner.run_method(method, sweep, trial, resume)
-            except tuner.ResumeError as e:
-                fail(f"--resume: {e}")
-            method_rows = [trial_row(res_, sweep.name, method, list(sp.params), sweep.max_epochs) for res_ in grid]
-            if resume and sweep.fixed.get("wandb"):
-                from sweeps.tracking import supersede_lost_trials
-
-                kept = {r["trial_id"] for r in method_rows}
-                for tid in supersede_lost_trials(sweep.storage, sweep.name, method, kept):
-                    print(
-                        f"[{method}] trial {tid} started before the crash but is not in Tune's saved state (another "
-                        f"trial took its place); its W&B run moved to "
-                        f"{store.trial_folder(method, tid)}/wandb/superseded/",
-                        flush=True,
-                    )
-            rows += method_rows
-            print(f"[{method}] {len(method_rows)} trials in {time.perf_counter() - t0:.0f} s", flush=True)
-            if method not in sweep.finished:
-                sweep = sweep.replace(finished=(*sweep.finished, method))
-                store.write_sweep(sweep.storage, sweep)
+            for stage in range(len(sweep.stage_sizes)):
+                rows += run_stage(sweep, method, stage, trial, resume)
+                experiment = store.experiment_name(method, stage)
+                if experiment not in sweep.finished:
+                    sweep = sweep.replace(finished=(*sweep.finished, experiment))
+                    store.write_sweep(sweep.storage, sweep)
         meta = {
             "sweep": sweep.to_json(),
             "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},

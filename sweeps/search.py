@@ -35,8 +35,17 @@ logger = logging.getLogger(__name__)
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):
-    def __init__(self, *args, max_epochs: int, journal: str | None = None, identity: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        max_epochs: int,
+        journal: str | None = None,
+        identity: dict | None = None,
+        experiment: str = "",
+        **kwargs,
+    ):
         self._max_epochs = max_epochs
+        self._experiment = experiment  # the Tune experiment (sweeps.store.experiment_name) asking
         self._journal = journal  # sweeps.study's journal file; None: an in-memory study
         self._identity = identity or {}  # sweeps.study.identity of the sweep
         self._reported: dict[str, int] = {}  # trial id -> last epoch reported as an intermediate value
@@ -64,13 +73,24 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         except KeyError:  # no such study yet
             return False
 
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if self.__dict__.get("_journal") and trial_id in self._ot_trials:
+            # which Tune trial (results.parquet's trial_id) and experiment each Optuna trial is
+            ot = self._ot_trials[trial_id]
+            if "trial_id" not in ot.user_attrs:
+                ot.set_user_attr("trial_id", trial_id)
+                ot.set_user_attr("experiment", self._experiment)
+        return config
+
     def _fail_lost(self, known: set[int]) -> None:
-        """Trials the study holds as running that no Tune trial continues (asked just before the driver
-        stopped, after the last saved experiment state) end as FAIL, marked lost: otherwise they would
-        stay running in the study and the dashboard for ever."""
+        """Trials of this experiment the study holds as running that no Tune trial continues (asked just
+        before the driver stopped, after the last saved experiment state) end as FAIL, marked lost:
+        otherwise they would stay running in the study and the dashboard for ever. Another
+        experiment's running trials (a growth of the sweep, restored after this one) are its own."""
         st = self._ot_study._storage
         for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t._trial_id not in known:
+            if t._trial_id not in known and t.user_attrs.get("experiment", self._experiment) == self._experiment:
                 st.set_trial_user_attr(t._trial_id, study.LOST, "asked before the driver stopped; never ran")
                 st.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
@@ -117,6 +137,7 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_reported", {})
+        self.__dict__.setdefault("_experiment", "")
         if not state.get("_journal"):
             return  # an in-memory study pickles whole (and sweeps started before the journal)
         import optuna

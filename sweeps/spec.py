@@ -68,7 +68,8 @@ class SweepSpec:
     max_failures: int = DEFAULTS["max_failures"]
     storage: str = ""  # the storage path it was written under (local: absolute)
     created: str = ""
-    finished: tuple[str, ...] = ()  # methods whose Tune experiment has ended
+    finished: tuple[str, ...] = ()  # Tune experiments (METHOD, METHOD.grow1, ...) that have ended
+    grown: tuple[int, ...] = ()  # num_samples before each growth (--resume --num-samples N): stages' ends
     concurrent: int | None = None  # trials at once, decided when the sweep first started
     resources: dict[str, float] | None = None  # {"cpu": ..., "gpu": ...} per trial, decided then too
 
@@ -119,6 +120,23 @@ class SweepSpec:
         """The TrainConfig settings every trial starts from: the fixed ones and the epoch budget."""
         return {**self.fixed, "epochs": self.max_epochs}
 
+    @property
+    def stage_sizes(self) -> list[int]:
+        """Trials per method in each Tune experiment: the first run, then each growth's added ones."""
+        ends = (0, *self.grown, self.num_samples)
+        return [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
+
+    def grow(self, num_samples: int) -> SweepSpec:
+        """This sweep with `num_samples` trials per method, the ones beyond today's a new stage."""
+        if num_samples < self.num_samples:
+            raise SpecError(
+                f"--num-samples {num_samples}: sweep {self.name!r} has {self.num_samples} trials per method "
+                "already; a sweep grows, it does not shrink"
+            )
+        if num_samples == self.num_samples:
+            return self
+        return self.replace(num_samples=num_samples, grown=(*self.grown, self.num_samples))
+
     def replace(self, **changes) -> SweepSpec:
         return dataclasses.replace(self, **changes)
 
@@ -143,7 +161,7 @@ class SweepSpec:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}: written by another version of emo-sweeps?")
         if not isinstance(d["fixed"], dict):
             raise ValueError("'fixed' is not an object")
-        tuples = {k: tuple(d[k]) for k in ("methods", "finished") if k in d}
+        tuples = {k: tuple(d[k]) for k in ("methods", "finished", "grown") if k in d}
         return cls(**{**d, **tuples})
 
 

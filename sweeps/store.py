@@ -41,6 +41,12 @@ def sweep_dir(storage_path: str, name: str) -> str:
     return f"{storage_path.rstrip('/')}/{name}"
 
 
+def experiment_name(method: str, stage: int = 0) -> str:
+    """A method's Tune experiment, STORAGE/NAME/<this>: `gated` for the sweep's first run, `gated.grow1`
+    for the trials the first growth added (--resume --num-samples N), and so on."""
+    return method if stage == 0 else f"{method}.grow{stage}"
+
+
 def trial_folder(method: str, trial_id: str) -> str:
     """`gated_3f2a1b0c`: a trial's folder under STORAGE/NAME/METHOD/ (Ray's default spells out the config)."""
     return f"{method}_{trial_id}"

@@ -267,11 +267,14 @@ def supersede_offline_runs(fs, wandb_dir: str, run_id: str) -> list[str]:
     return found
 
 
-def supersede_lost_trials(storage_path: str, sweep: str, method: str, kept: set[str]) -> list[str]:
-    """After a resumed experiment: the trial folders under STORAGE/SWEEP/METHOD/ of trials the restored
-    Tune run does not have (the driver that died had started them after Tune last saved its experiment
-    state; the searcher proposed others in their place). Their offline W&B runs leave the sync glob for
-    `TRIAL/wandb/superseded/`, so that every synced run is a trial of results.parquet; the folders stay.
+def supersede_lost_trials(
+    storage_path: str, sweep: str, method: str, kept: set[str], experiment: str | None = None
+) -> list[str]:
+    """After a resumed experiment: the trial folders under STORAGE/SWEEP/EXPERIMENT/ (default: METHOD)
+    of trials the restored Tune run does not have (the driver that died had started them after Tune
+    last saved its experiment state; the searcher proposed others in their place). Their offline W&B
+    runs leave the sync glob for `TRIAL/wandb/superseded/`, so that every synced run is a trial of
+    results.parquet; the folders stay.
     Returns the trial ids moved."""
     import pyarrow.fs as pafs
 
@@ -280,7 +283,7 @@ def supersede_lost_trials(storage_path: str, sweep: str, method: str, kept: set[
     fs, root = storage_fs(sweep_dir(storage_path, sweep))
     lost = []
     prefix = trial_folder(method, "")
-    for info in fs.get_file_info(pafs.FileSelector(f"{root}/{method}", allow_not_found=True)):
+    for info in fs.get_file_info(pafs.FileSelector(f"{root}/{experiment or method}", allow_not_found=True)):
         if info.type != pafs.FileType.Directory or not info.base_name.startswith(prefix):
             continue
         tid = info.base_name[len(prefix) :]

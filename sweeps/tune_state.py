@@ -58,14 +58,14 @@ def ray_temp_roots() -> list[Path]:
     return [*roots, Path(tempfile.gettempdir()) / "ray"]
 
 
-def _staging_copies(name: str, method: str, roots: Iterable[Path]) -> list[Path]:
+def _staging_copies(name: str, experiment: str, roots: Iterable[Path]) -> list[Path]:
     found = []
     for root in roots:
-        found += root.glob(f"session_*/artifacts/*/{method}/driver_artifacts/{name}")
+        found += root.glob(f"session_*/artifacts/*/{experiment}/driver_artifacts/{name}")
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def repair(exp_dir: str | Path, method: str, roots: Iterable[Path] | None = None) -> list[str]:
+def repair(exp_dir: str | Path, experiment: str, roots: Iterable[Path] | None = None) -> list[str]:
     """Make sure the newest state file of each kind in a local experiment folder is readable,
     replacing a broken one with an intact staging copy. Returns what was repaired (one line each);
     raises StateError when a broken file has no intact copy."""
@@ -77,7 +77,7 @@ def repair(exp_dir: str | Path, method: str, roots: Iterable[Path] | None = None
         if not files or _readable(files[-1], kind):
             continue
         broken = files[-1]
-        good = next((c for c in _staging_copies(broken.name, method, roots) if _readable(c, kind)), None)
+        good = next((c for c in _staging_copies(broken.name, experiment, roots) if _readable(c, kind)), None)
         if good is None:
             raise StateError(
                 f"{broken} is unreadable ({broken.stat().st_size} bytes; the driver was probably killed while Ray "

@@ -28,7 +28,7 @@ def max_concurrent(sweep: SweepSpec, gpus: float, cpus: float) -> int:
     return cluster.trials_that_fit(ray.cluster_resources(), gpus, cpus, sweep.num_samples)
 
 
-def searcher(sweep: SweepSpec, method: str, sp, seed: int):
+def searcher(sweep: SweepSpec, method: str, sp, seed: int, stage: int = 0):
     """Optuna through Tune: TPE (or random) over the method's space, the training guide's recipe as the
     first trial, pruned trials told to Optuna as pruned (sweeps.search), the study named `method` in
     the sweep's journal (sweeps.study)."""
@@ -52,7 +52,15 @@ def searcher(sweep: SweepSpec, method: str, sp, seed: int):
         journal=str(study.journal_path(sweep)),
         identity=study.identity(sweep),
         study_name=method,
+        experiment=store.experiment_name(method, stage),
     )
+
+
+def optuna_space(sp) -> dict:
+    """A method's search space as OptunaSearch gives it to Optuna (distributions by name)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch.convert_search_space(sp.param_space())
 
 
 def scheduler(sweep: SweepSpec):
@@ -85,34 +93,38 @@ def trial_name(trial) -> str:
     return store.trial_folder(trial.config.get("fusion", "trial"), trial.trial_id)
 
 
-def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
-    """One Tune experiment (STORAGE/NAME/METHOD) of `trial` (see `trainable`): start it, or restore it
-    with searcher and scheduler state, finished trials kept and unfinished ones continued from their
-    checkpoints. Returns Tune's result grid and the method's search space. ResumeError when the stored
-    state cannot be resumed."""
+def run_method(method: str, sweep: SweepSpec, trial, resume: bool, stage: int = 0):
+    """One Tune experiment (STORAGE/NAME/METHOD, or METHOD.growN for a growth's trials: `stage`) of
+    `trial` (see `trainable`): start it, or restore it with searcher and scheduler state, finished
+    trials kept and unfinished ones continued from their checkpoints. Every stage's searcher works on
+    the method's one study (sweeps.study), so a growth's proposals learn from every earlier trial.
+    Returns Tune's result grid and the method's search space. ResumeError when the stored state
+    cannot be resumed."""
     from ray import tune
 
     from search_spaces import get_space
     from sweeps.progress import Progress
 
     sp = get_space(method).pin(sweep.trial_fixed)
-    exp_path = f"{store.sweep_dir(sweep.storage, sweep.name)}/{method}"
+    experiment = store.experiment_name(method, stage)
+    exp_path = f"{store.sweep_dir(sweep.storage, sweep.name)}/{experiment}"
     if resume and "://" not in exp_path and Path(exp_path).is_dir():
         # Tune copies its state files into storage non-atomically: one cut off by the crash would
         # make Tune start the experiment over (sweeps.tune_state).
         from sweeps.tune_state import StateError, repair
 
         try:
-            for line in repair(exp_path, method):
-                print(f"[{method}] {line}", flush=True)
+            for line in repair(exp_path, experiment):
+                print(f"[{experiment}] {line}", flush=True)
         except StateError as e:
             raise ResumeError(str(e)) from None
     if resume and tune.Tuner.can_restore(exp_path):
-        print(f"[{method}] resuming {exp_path}", flush=True)
+        print(f"[{experiment}] resuming {exp_path}", flush=True)
         tuner = tune.Tuner.restore(exp_path, trial, resume_unfinished=True, resume_errored=True)
         return tuner.fit(), sp
-    seed = int(sweep.fixed.get("seed", 0))
-    callbacks = [Progress(method, sweep.num_samples, sweep.max_epochs)]
+    seed = int(sweep.fixed.get("seed", 0)) + stage  # a growth draws anew, not the first run's draws again
+    n = sweep.stage_sizes[stage]
+    callbacks = [Progress(experiment, n, sweep.max_epochs)]
     if "://" in sweep.storage:
         from sweeps.search import UploadJournal
 
@@ -129,10 +141,10 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
             mode=MODE,
-            search_alg=searcher(sweep, method, sp, seed),
+            search_alg=searcher(sweep, method, sp, seed, stage),
             scheduler=scheduler(sweep),
-            num_samples=sweep.num_samples,
-            max_concurrent_trials=sweep.concurrent,
+            num_samples=n,
+            max_concurrent_trials=min(sweep.concurrent or n, n),
             # A fresh worker per trial costs ~14 s on 2 cores (torch import, first model build);
             # reusing workers took 8 short demo trials from 58 s to 12 s there.
             reuse_actors=True,
@@ -140,7 +152,7 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool):
             trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=method,
+            name=experiment,
             storage_path=store.sweep_dir(sweep.storage, sweep.name),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             # Keep the newest checkpoint only: it is all a retry or a resume needs (state.pt + best.pt).

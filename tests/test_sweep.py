@@ -161,7 +161,9 @@ def test_the_sweeps_optuna_study_holds_every_trial_its_epochs_and_asha_prunes(fi
     assert len(st.trials) == len(df) == 6
     searched = [c[len("config/") :] for c in df.columns if c.startswith("config/")]
     for t in st.trials:
-        [row] = [r for _, r in df.iterrows() if all(t.params[k] == pytest.approx(r[f"config/{k}"]) for k in searched)]
+        [row] = [r for _, r in df.iterrows() if r["trial_id"] == t.user_attrs["trial_id"]]
+        assert t.params == pytest.approx({k: row[f"config/{k}"] for k in searched})
+        assert t.user_attrs["experiment"] == "gated"
         assert t.state == (TrialState.PRUNED if row["status"] == "pruned" else TrialState.COMPLETE), row["trial_id"]
         epochs = [json.loads(line) for line in Path(row["path"], "result.json").read_text().splitlines()]
         assert t.intermediate_values == {e["epoch"]: pytest.approx(e[OBJECTIVE]) for e in epochs}, row["trial_id"]
@@ -173,6 +175,57 @@ def test_the_sweeps_optuna_study_holds_every_trial_its_epochs_and_asha_prunes(fi
     searcher.restore_from_dir(str(finished_sweep["dir"] / "gated"))
     assert searcher._journal == str(journal)
     assert [t.state for t in searcher._ot_study.trials] == [t.state for t in st.trials]
+
+
+def test_a_finished_sweep_grows_by_trials_proposed_from_its_study_and_reruns_nothing(finished_sweep, tmp_path):
+    """`--resume --num-samples 9` on a copy of the finished 6-trial sweep (moved, so the restored
+    searchers must find the copy's journal, not the original's): 3 more trials in a new Tune experiment
+    (gated.grow1) whose searcher works on the same Optuna study; the 6 earlier trials are not run
+    again and are all still in results.parquet, with the new ones, and in the study."""
+    import shutil
+
+    import optuna
+
+    from sweeps import study
+    from sweeps.run import main
+
+    storage = tmp_path / "runs"
+    shutil.copytree(finished_sweep["dir"], storage / "s")
+    original_journal = (finished_sweep["dir"] / study.JOURNAL_FILE).read_bytes()
+    before = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WANDB_MODE", "offline")
+        env.delenv("WANDB_API_KEY", raising=False)
+        with contextlib.redirect_stdout(_Tee(sys.stdout)) as out:
+            rc = main(["--resume", "--name", "s", "--storage-path", str(storage), "--num-samples", "9"])
+    printed = out.getvalue()
+    assert rc == 0 and "growing sweep 's' from 6 to 9 trials per method" in printed
+    df = pd.read_parquet(storage / "s" / "results.parquet")
+    assert len(df) == 9 and df["trial_id"].is_unique
+    old = df[df["trial_id"].isin(before["trial_id"])].set_index("trial_id")
+    cols = ["status", "epochs", OBJECTIVE_COLUMN]
+    pd.testing.assert_frame_equal(old[cols].sort_index(), before.set_index("trial_id")[cols].sort_index())
+    for tid in before["trial_id"]:  # nothing earlier trained again
+        assert not any(tid in line and " epoch " in line for line in printed.splitlines()), tid
+    new = df[~df["trial_id"].isin(before["trial_id"])]
+    assert len(new) == 3 and all(Path(p).parent == storage / "s" / "gated.grow1" for p in new["path"])
+    assert (new["method"] == "gated").all() and new["config"].map(json.loads).map(lambda c: c["epochs"] == 3).all()
+    spec = json.loads((storage / "s" / "sweep.json").read_text())
+    assert spec["num_samples"] == 9 and spec["grown"] == [6] and set(spec["finished"]) == {"gated", "gated.grow1"}
+
+    st = optuna.load_study(study_name="gated", storage=study.storage(storage / "s" / study.JOURNAL_FILE))
+    assert sorted(t.user_attrs["trial_id"] for t in st.trials) == sorted(df["trial_id"])
+    assert {t.user_attrs["experiment"] for t in st.trials if t.user_attrs["trial_id"] in set(new["trial_id"])} == {
+        "gated.grow1"
+    }
+    assert all(t.state.is_finished() and t.intermediate_values for t in st.trials)
+    assert (finished_sweep["dir"] / study.JOURNAL_FILE).read_bytes() == original_journal
+    # One offline W&B run per trial in the README's sync glob, the new ones in the same group.
+    synced = sorted((storage / "s").glob("*/*/wandb/offline-run-*"))
+    assert len(synced) == 9, synced
+    [folder] = [f for f in synced if f.parents[1] == Path(new["path"].iloc[0])]
+    run = next(r["run"] for r in _wandb_records(folder) if r["type"] == "run")
+    assert run["run_group"] == "s"
 
 
 def test_leaderboard_is_printed(finished_sweep):
@@ -638,9 +691,9 @@ def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
     from sweeps.store import write_sweep
 
     write_sweep(str(tmp_path), SweepSpec(name="old", methods=("gated",), fixed={}, num_samples=1, max_epochs=1))
-    res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--num-samples", "9", "--lr", "1e-4")
+    res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--max-epochs", "9", "--lr", "1e-4")
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --num-samples"
+    assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --max-epochs"
 
 
 def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path, capsys):
@@ -903,3 +956,119 @@ def test_with_remote_storage_the_journal_is_a_local_copy_uploaded_and_fetched_ba
     # Another sweep's start time under the same name: refused, not merged.
     with pytest.raises(study.StudyError, match="copied from another sweep"):
         study.open_for(spec.replace(created="t1"))
+
+
+def test_a_growths_searcher_learns_from_the_earlier_trials_in_the_study(tmp_path):
+    """The searcher of a growth (stage 1) on the journal of 12 finished trials proposes learning rates
+    near the earlier best, without the recipe again; the same searcher on an empty study (a new sweep,
+    the same seed) does not: proposals follow the study's history, not the seed."""
+    from emo.metric_names import OBJECTIVE
+    from search_spaces import get_space
+    from sweeps import study
+    from sweeps.spec import SweepSpec
+    from sweeps.tuner import searcher
+
+    sp = get_space("gated")
+    space = {**sp.param_space(), "epochs": 6}
+    peak = -3.4  # log10 of the learning rate that scores best; the recipe's 1e-3 is 0.4 away
+
+    def run(sweep, stage, n, tell=True):
+        study.open_for(sweep)
+        s = searcher(sweep, "gated", sp, 0, stage)
+        s.set_search_properties(None, None, space)  # what Tune does
+        out = []
+        for i in range(n):
+            out.append(s.suggest(f"{stage}-{i}"))
+            s.on_trial_complete(f"{stage}-{i}", {OBJECTIVE: -((math.log10(out[-1]["lr"]) - peak) ** 2), "epoch": 6})
+        return out
+
+    grown = SweepSpec(name="g", methods=("gated",), fixed={}, num_samples=12, max_epochs=6, storage=str(tmp_path))
+    first = run(grown, 0, 12)
+    grown = grown.grow(18)
+    added = run(grown, 1, 6)
+    fresh = run(grown.replace(name="fresh"), 1, 6)  # same seed and stage, no history
+
+    def distance(props):
+        return sum(abs(math.log10(p["lr"]) - peak) for p in props) / len(props)
+
+    assert first[0]["lr"] == 1e-3 and all(p["lr"] != 1e-3 or p["gate_bias"] != 0.3 for p in added)
+    # 0.18 against 0.42 (random draws over a range 1.5 decades wide average about 0.4)
+    assert distance(added) < 0.25 < distance(fresh), (distance(added), distance(fresh))
+    import optuna
+
+    trials = optuna.load_study(study_name="gated", storage=study.storage(tmp_path / "g" / study.JOURNAL_FILE)).trials
+    assert len(trials) == 18 and all(t.state.is_finished() for t in trials)
+
+
+def test_growing_refuses_shrinking_another_search_space_or_a_sweep_without_a_study(tmp_path, capsys):
+    import optuna
+
+    from sweeps import study
+    from sweeps.run import main
+    from sweeps.spec import SweepSpec
+    from sweeps.store import write_sweep
+
+    spec = SweepSpec(name="b", methods=("gated",), fixed={}, num_samples=4, max_epochs=1, created="c")
+
+    def error(*argv):
+        with pytest.raises(SystemExit) as e:
+            main(["--resume", "--name", "b", "--storage-path", str(tmp_path), *argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
+        return err
+
+    write_sweep(str(tmp_path), spec)
+    assert "has 4 trials per method already; a sweep grows, it does not shrink" in error("--num-samples", "3")
+    assert "has no Optuna study (optuna.journal)" in error("--num-samples", "8")
+    st = optuna.create_study(study_name="gated", storage=study.storage(tmp_path / "b" / study.JOURNAL_FILE))
+    space = {"lr": {"name": "FloatDistribution", "attributes": {"step": None, "low": 1e-5, "high": 0.1, "log": True}}}
+    st.set_user_attr(study.IDENTITY, {**study.identity(spec), "space": space})
+    err = error("--num-samples", "8")
+    assert "searched gated over another space than search_spaces/ gives now (" in err and "lr: " in err, err
+    assert "dropout: not searched then" in err, err
+    assert json.loads((tmp_path / "b" / "sweep.json").read_text())["num_samples"] == 4  # nothing written
+
+
+def test_restoring_a_sweeps_first_run_leaves_a_growths_running_trials_to_it(tmp_path):
+    """After a crash during a growth, --resume restores the first run's experiment (finished) before the
+    growth's: the first searcher, restored from its saved state, must not end the growth's running
+    trial as lost; the growth's searcher, restored next, finishes it. A trial of the first run asked
+    after its last save is lost (FAIL) on restore."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from emo.metric_names import OBJECTIVE
+    from search_spaces import get_space
+    from sweeps import study
+    from sweeps.search import PrunedAwareOptunaSearch
+    from sweeps.spec import SweepSpec
+    from sweeps.tuner import searcher
+
+    sp = get_space("gated")
+    space = {**sp.param_space(), "epochs": 2}
+    spec = SweepSpec(name="g", methods=("gated",), fixed={}, num_samples=2, max_epochs=2, storage=str(tmp_path))
+    study.open_for(spec)
+    first = searcher(spec, "gated", sp, 0, 0)
+    first.set_search_properties(None, None, space)
+    for i in range(2):
+        first.suggest(f"a{i}")
+        first.on_trial_complete(f"a{i}", {OBJECTIVE: 0.5, "epoch": 2})
+    first.save(str(tmp_path / "first.pkl"))
+    first.suggest("a-late")  # asked after the save: the crash takes it
+
+    spec = spec.grow(3)
+    growth = searcher(spec, "gated", sp, 1, 1)
+    growth.set_search_properties(None, None, space)
+    growth.suggest("b0")
+    growth.on_trial_result("b0", {OBJECTIVE: 0.4, "epoch": 1})
+    growth.save(str(tmp_path / "growth.pkl"))
+    # the crash; a new driver restores both, first run first
+    restored = [PrunedAwareOptunaSearch(max_epochs=2), PrunedAwareOptunaSearch(max_epochs=2)]
+    restored[0].restore(str(tmp_path / "first.pkl"))
+    restored[1].restore(str(tmp_path / "growth.pkl"))
+    restored[1].on_trial_complete("b0", {OBJECTIVE: 0.6, "epoch": 2})
+    trials = {t.user_attrs["trial_id"]: t for t in optuna.load_study(
+        study_name="gated", storage=study.storage(tmp_path / "g" / study.JOURNAL_FILE)).trials}  # fmt: skip
+    assert trials["b0"].state == TrialState.COMPLETE and trials["b0"].intermediate_values == {1: 0.4, 2: 0.6}
+    assert trials["a-late"].state == TrialState.FAIL and study.LOST in trials["a-late"].user_attrs
+    assert [trials[f"a{i}"].state for i in range(2)] == [TrialState.COMPLETE] * 2
