@@ -236,6 +236,56 @@ def evaluate(model, dd: DeviceData, idx: np.ndarray, cfg: TrainConfig, device: t
     return tally.result(dd, order, cfg.num_classes)
 
 
+@torch.no_grad()
+def model_costs(cfg: TrainConfig, data, which: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """What `cfg`'s model costs (emo.metric_names.COSTS, by name in `which`): its parameters, the FLOPs
+    of one clip's forward pass (torch's FlopCounterMode: a multiply-add counts 2), and the milliseconds
+    per clip in eval mode, one clip at a time, on cfg's device and precision (median of at least 20
+    passes after 3 to warm up). Architecture only: a fresh model, no training."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emo.metric_names import COSTS
+
+    unknown = [w for w in which if w not in COSTS]
+    if unknown:
+        raise ValueError(f"unknown cost(s) {', '.join(unknown)}; choose from {', '.join(COSTS)}")
+    device = resolve_device(cfg.device)
+    model = build_model(cfg).to(device).eval()
+    need = np.ones(len(data.actors), dtype=bool)
+    for stream in cfg.streams:
+        need &= data.has_audio if stream == "audio" else data.has_video
+    rows = np.flatnonzero(need)
+    if rows.size == 0:
+        raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
+    r = int(rows[0])
+    a = torch.from_numpy(np.array(data.audio[r : r + 1])).to(device) if "audio" in cfg.streams else None
+    v = torch.from_numpy(np.array(data.video[r : r + 1])).to(device) if "video" in cfg.streams else None
+    out: dict[str, float] = {}
+    if "params" in which:
+        out[COSTS["params"]] = float(sum(p.numel() for p in model.parameters()))
+    autocast = _autocast(cfg, device)
+    if "flops" in which:
+        with FlopCounterMode(display=False) as counter, autocast:
+            model(a, v)
+        out[COSTS["flops"]] = float(counter.get_total_flops())
+    if "latency" in which:
+        times = []
+        with autocast:
+            for i in range(3 + 200):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                model(a, v)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if i >= 3:
+                    times.append(time.perf_counter() - t0)
+                if len(times) >= 20 and sum(times) >= 0.2:
+                    break
+        out[COSTS["latency"]] = float(np.median(times) * 1000)
+    return out
+
+
 def fit(
     cfg: TrainConfig,
     data,

@@ -26,4 +26,10 @@ def get_space(method: str) -> SearchSpace:
     return sp
 
 
-__all__ = ["METHODS", "SearchSpace", "SearchSpaceError", "get_space", "space", "validate"]
+def sweep_space(method: str, fixed: dict, size: tuple[str, ...] | list[str] = ()) -> SearchSpace:
+    """What a sweep searches for `method`: its space with the sweep's fixed settings pinned, and for a
+    sweep that minimises a cost, the model-size keys `size` searched (SearchSpace.sized)."""
+    return get_space(method).pin(fixed).sized(size)
+
+
+__all__ = ["METHODS", "sweep_space", "SearchSpace", "SearchSpaceError", "get_space", "space", "validate"]

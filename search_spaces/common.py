@@ -38,6 +38,14 @@ MODALITY_DROPOUT: dict[str, Domain] = {
     "modality_dropout": tune.uniform(0.0, 0.5),  # guide 0.2; 0.5 drops audio or video on every clip
 }
 
+# Model size: searched only by a sweep that minimises a cost beside Macro-F1 (--objectives f1,params,
+# ...), where the size is what the cost buys. Every value divides by attn_heads (4) for xattn.
+SIZE: dict[str, Domain] = {
+    "embed_dim": tune.choice([32, 64, 128, 256]),  # the fusion heads' width; default 128
+    "audio_width": tune.choice([8, 16, 32, 64]),  # the light audio CNN's first block; default 32, demo 8
+    "video_width": tune.choice([8, 16, 32, 64]),  # the light video CNN's first block; default 32, demo 16
+}
+
 
 class SearchSpaceError(ValueError):
     """A space that names something TrainConfig does not have, or samples an invalid config."""
@@ -50,11 +58,27 @@ class SearchSpace:
     method: str
     params: dict[str, Domain]
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    base: dict[str, Any] = dataclasses.field(default_factory=dict)  # the recipe's values where not TrainConfig's
 
     @property
     def recipe(self) -> dict[str, Any]:
-        """The training guide's recipe (TrainConfig's defaults) for the searched keys."""
-        return {k: getattr(_DEFAULTS, k) for k in self.params}
+        """The training guide's recipe (TrainConfig's defaults, or `base`) for the searched keys."""
+        return {k: self.base.get(k, getattr(_DEFAULTS, k)) for k in self.params}
+
+    def sized(self, keys: tuple[str, ...] | list[str]) -> SearchSpace:
+        """This space with the model-size keys `keys` (of SIZE) searched too, those that change this
+        method's model: embed_dim always, a light CNN's width where that CNN runs. The recipe keeps
+        the value each had fixed (the demo's widths, say)."""
+        cfg = TrainConfig(**{**self.fixed, "fusion": self.method})
+        applies = {"embed_dim": True, "audio_width": "audio" in cfg.streams and not cfg.use_resnet_audio,
+                   "video_width": "video" in cfg.streams and cfg.video_backbone == "light"}  # fmt: skip
+        add = {k: SIZE[k] for k in keys if applies[k]}
+        return SearchSpace(
+            self.method,
+            {**self.params, **add},
+            {k: v for k, v in self.fixed.items() if k not in add},
+            {**self.base, **{k: self.fixed[k] for k in add if k in self.fixed}},
+        )
 
     def pin(self, values: dict[str, Any]) -> SearchSpace:
         """Fix some keys (e.g. `--lr 5e-4` on the command line): they leave the search."""
@@ -62,6 +86,7 @@ class SearchSpace:
             self.method,
             {k: v for k, v in self.params.items() if k not in values},
             {**self.fixed, **values},
+            self.base,
         )
 
     def param_space(self) -> dict[str, Any]:

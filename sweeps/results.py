@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
+from emo.metric_names import COSTS, EPOCH_VAL_F1, OBJECTIVE, OBJECTIVE_COLUMN
 from search_spaces.common import plain
 from sweeps.progress import START_OVERHEAD_S
 
@@ -70,9 +70,56 @@ def trial_row(result, sweep: str, method: str, searched: list[str], max_epochs: 
         "checkpoint": result.checkpoint.path if result.checkpoint is not None else None,
         "config": json.dumps(cfg, sort_keys=True, default=str),
     }
+    for name in COSTS.values():  # a multi-objective sweep's costs: cost_params, cost_flops, cost_latency_ms
+        if name in m:
+            row[cost_column(name)] = _num(m[name])
     for k in searched:
         row[f"config/{k}"] = plain(cfg.get(k))
     return row
+
+
+def cost_column(metric: str) -> str:
+    return metric.replace("/", "_")
+
+
+FRONT_STATUSES = ("completed", "early-stopped")  # trials that trained to their end: their F1 is final
+
+
+def mark_pareto(rows: list[dict], costs: tuple[str, ...]) -> None:
+    """Set each row's `pareto`: whether, within its method, no other trial that trained to its end has
+    a validation Macro-F1 at least as high and every cost at least as low, one of them strictly. Pruned,
+    diverged and failed trials are never on the front (a pruned trial's F1 is an early epoch's)."""
+    cols = [cost_column(COSTS[c]) for c in costs]
+
+    def point(r):
+        vals = [r.get(OBJECTIVE_COLUMN), *(r.get(c) for c in cols)]
+        if r["status"] not in FRONT_STATUSES or any(v is None for v in vals):
+            return None
+        return [-vals[0], *vals[1:]]  # all minimised
+
+    for method in {r["method"] for r in rows}:
+        mine = [r for r in rows if r["method"] == method]
+        pts = [point(r) for r in mine]
+        for r, p in zip(mine, pts, strict=True):
+            r["pareto"] = p is not None and not any(
+                q is not None and all(a <= b for a, b in zip(q, p, strict=True)) and q != p for q in pts
+            )
+
+
+def pareto_table(rows: list[dict], costs: tuple[str, ...]) -> str:
+    """Each method's Pareto front (rows marked by `mark_pareto`), best validation Macro-F1 first."""
+    cols = [cost_column(COSTS[c]) for c in costs]
+    lines = []
+    for method in sorted({r["method"] for r in rows}):
+        front = [r for r in rows if r["method"] == method and r.get("pareto")]
+        front.sort(key=lambda r: -r[OBJECTIVE_COLUMN])
+        lines.append(f"{method}: Pareto front of val F1 against {', '.join(costs)} ({len(front)} trials)")
+        lines.append(f"  {'trial':<14} {'val F1':>6}  " + "  ".join(f"{c[5:]:>12}" for c in cols) + "  config")
+        for r in front:
+            params = " ".join(f"{k[7:]}={short(v)}" for k, v in r.items() if k.startswith("config/"))
+            costs_ = "  ".join(f"{short(r[c]):>12}" for c in cols)
+            lines.append(f"  {r['trial_id']:<14} {r[OBJECTIVE_COLUMN]:>6.3f}  {costs_}  {params}")
+    return "\n".join(lines)
 
 
 def short(v) -> str:

@@ -55,7 +55,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     add_flag(g, "grace-period", type=int, help=f"ASHA: epochs every trial runs (default: {DEFAULTS['grace_period']})")
     add_flag(g, "reduction-factor", type=int, help="ASHA: keep 1/this at each rung (default: 2)")
     add_flag(g, "scheduler", choices=("asha", "fifo"), help="asha (default) or fifo: no early stopping")
-    add_flag(g, "search", choices=("tpe", "random"), help="Optuna sampler (default: tpe)")
+    add_flag(g, "search", choices=("tpe", "random", "nsga2"), help="Optuna sampler (default: tpe; nsga2: costs)")
+    add_flag(
+        g,
+        "objectives",
+        help="f1 (default), or f1 and costs to minimise: f1,params / f1,latency / f1,flops / f1,params,latency,...: "
+        "a multi-objective search (Pareto front in results.parquet); ASHA still prunes on f1",
+    )
     add_flag(g, "max-concurrent", type=int, help="trials at once (default: what the cluster's CPUs/GPUs hold)")
     g = p.add_argument_group("resources and cluster")
     add_flag(g, "gpus-per-trial", type=float, help="GPU share per trial, 0.25 packs 4 on a GPU (default: 1 if any)")
@@ -102,7 +108,7 @@ def _read_sweep(storage_path: str, name: str | None) -> SweepSpec:
 
 def resolve(argv: list[str] | None) -> dict:
     """Parse and check everything before Ray starts: a mistake costs a second, not a cluster start."""
-    from search_spaces import METHODS, SearchSpaceError, get_space
+    from search_spaces import METHODS, SearchSpaceError, sweep_space
 
     parser, fields = build_parser()
     args = parser.parse_args(argv)
@@ -158,7 +164,7 @@ def resolve(argv: list[str] | None) -> dict:
             fail(str(e))
     try:
         for m in sweep.methods:
-            sp = get_space(m).pin(sweep.trial_fixed)
+            sp = sweep_space(m, sweep.trial_fixed, sweep.size)
             sp.config(sp.recipe)  # the fixed values are valid too
     except (SearchSpaceError, ValueError) as e:
         fail(str(e))
@@ -185,7 +191,7 @@ def check_study(sweep: SweepSpec, journal: str) -> None:
 
     import optuna
 
-    from search_spaces import get_space
+    from search_spaces import sweep_space
     from sweeps import study, tuner
 
     if not Path(journal).is_file():
@@ -201,7 +207,7 @@ def check_study(sweep: SweepSpec, journal: str) -> None:
         if m not in names:
             continue
         then = (names[m].user_attrs.get(study.IDENTITY) or {}).get("space")
-        now = study.space_json(tuner.optuna_space(get_space(m).pin(sweep.trial_fixed)))
+        now = study.space_json(tuner.optuna_space(sweep_space(m, sweep.trial_fixed, sweep.size)))
         if then is not None and then != now:
             diff = sorted(k for k in {*then, *now} if then.get(k) != now.get(k))
             shown = "; ".join(
@@ -322,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         # Into the object store once; every trial of every method, and the report's confirmation runs,
         # map this one copy (with_parameters keeps an ObjectRef as it is and hands trials its object).
         data_ref = ray.put(data.arrays())
-        trial = tuner.trainable(data_ref, cpus, gpus)
+        trial = tuner.trainable(data_ref, cpus, gpus, sweep.costs)
         rows = []
         for method in sweep.methods:
             for stage in range(len(sweep.stage_sizes)):
@@ -331,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                 if experiment not in sweep.finished:
                     sweep = sweep.replace(finished=(*sweep.finished, experiment))
                     store.write_sweep(sweep.storage, sweep)
+        if sweep.costs:
+            from sweeps.results import mark_pareto
+
+            mark_pareto(rows, sweep.costs)
         meta = {
             "sweep": sweep.to_json(),
             "data": {k: summary[k] for k in ("clips", "per_class", "per_modality", "skipped", "cache_path")},
@@ -338,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         out = store.write_results(rows, sweep.storage, sweep.name, meta)
         print()
         print(leaderboard(rows, top=args.top))
+        if sweep.costs:
+            from sweeps.results import pareto_table
+
+            print()
+            print(pareto_table(rows, sweep.costs))
         print(f"\nresults: {out}", flush=True)
         if report:
             from sweeps.report.build import make_report

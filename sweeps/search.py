@@ -11,7 +11,8 @@ trained, the stronger signal for "not there" than a FAIL, which TPE ignores.
 
 Intermediate values are the objective (emo.metric_names.OBJECTIVE, the best epoch so far: what ASHA
 ranks) at step = epoch, not Tune's training_iteration, which a trial retried from an earlier
-checkpoint counts on from where it was.
+checkpoint counts on from where it was. A multi-objective study (Macro-F1 and costs) has none:
+Optuna does not keep them for more than one objective.
 
 With a journal, Tune's pickles of the searcher (its experiment state, what --resume restores) keep
 the study's name and trial numbers, not the storage: a restored searcher reopens the journal its
@@ -95,6 +96,8 @@ class PrunedAwareOptunaSearch(OptunaSearch):
                 st.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list):
+            return  # Optuna keeps no intermediate values for a multi-objective study
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         value, step = result.get(self.metric), result.get(TIME_ATTR)

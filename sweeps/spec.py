@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emo.config import DEMO_TRAIN, TrainConfig
+from emo.metric_names import OBJECTIVES
 
 # The demo set: its recipe (emo.config.DEMO_TRAIN: the light CNNs, sized for CPUs) fixed for every
 # trial, and a short budget, so `python -m sweeps.run gated` ends in a few minutes on 2 cores.
@@ -32,8 +33,10 @@ DATA_FOLDS_SEEDS = (4, 3)  # real RAVDESS: 22 actors in 4 folds of 5-6 test acto
 # Flags that define a sweep: fixed when it starts, read back from sweep.json on --resume.
 DEFINING = (
     "num_samples", "max_epochs", "grace_period", "reduction_factor", "scheduler", "search",
-    "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures",
+    "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures", "objectives",
 )  # fmt: skip
+# Model-size settings a sweep with a cost objective searches (search_spaces.common.SIZE), unless given.
+SIZE_KEYS = ("embed_dim", "audio_width", "video_width")
 
 
 class SpecError(ValueError):
@@ -66,6 +69,8 @@ class SweepSpec:
     cpus_per_trial: float | None = None  # None: 1
     max_concurrent: int | None = None  # None: what the cluster holds
     max_failures: int = DEFAULTS["max_failures"]
+    objectives: tuple[str, ...] = ("f1",)  # f1 (maximised, what ASHA ranks), then costs (minimised)
+    size: tuple[str, ...] = ()  # SIZE_KEYS searched because a cost is an objective
     storage: str = ""  # the storage path it was written under (local: absolute)
     created: str = ""
     finished: tuple[str, ...] = ()  # Tune experiments (METHOD, METHOD.grow1, ...) that have ended
@@ -89,6 +94,7 @@ class SweepSpec:
             f["grace_period"] = min(DEFAULTS["grace_period"], f["max_epochs"])
         for k, v in DEFAULTS.items():
             f[k] = v if f.get(k) is None else f[k]
+        f["objectives"] = parse_objectives(f.get("objectives"))
         for k in ("num_samples", "max_epochs", "grace_period", "reduction_factor"):
             if f[k] < 1:
                 raise SpecError(f"--{_flag(k)} must be >= 1, got {f[k]}")
@@ -102,11 +108,14 @@ class SweepSpec:
         if f.get("gpus_per_trial") and f["gpus_per_trial"] > 1 and f["gpus_per_trial"] % 1:
             raise SpecError(f"--gpus-per-trial above 1 must be a whole number, got {f['gpus_per_trial']}")
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        if f["search"] == "nsga2" and len(f["objectives"]) == 1:
+            raise SpecError("--search nsga2 is a multi-objective sampler: add a cost, e.g. --objectives f1,params")
         return cls(
             name=name or f"{'-'.join(methods) if len(methods) < 4 else 'all'}-{stamp}",
             methods=tuple(methods),
             fixed={**(DEMO_FIXED if demo else {}), **fixed_flags},
             **{k: f.get(k) for k in DEFINING},
+            size=tuple(k for k in SIZE_KEYS if k not in fixed_flags) if len(f["objectives"]) > 1 else (),
             storage=storage,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
@@ -119,6 +128,11 @@ class SweepSpec:
     def trial_fixed(self) -> dict:
         """The TrainConfig settings every trial starts from: the fixed ones and the epoch budget."""
         return {**self.fixed, "epochs": self.max_epochs}
+
+    @property
+    def costs(self) -> tuple[str, ...]:
+        """The objectives minimised beside Macro-F1 (emo.metric_names.COSTS keys); () for one objective."""
+        return tuple(o for o in self.objectives if o != "f1")
 
     @property
     def stage_sizes(self) -> list[int]:
@@ -161,8 +175,23 @@ class SweepSpec:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}: written by another version of emo-sweeps?")
         if not isinstance(d["fixed"], dict):
             raise ValueError("'fixed' is not an object")
-        tuples = {k: tuple(d[k]) for k in ("methods", "finished", "grown") if k in d}
+        tuples = {k: tuple(d[k]) for k in ("methods", "finished", "grown", "objectives", "size") if k in d}
         return cls(**{**d, **tuples})
+
+
+def parse_objectives(text: str | None) -> tuple[str, ...]:
+    """`--objectives f1,params,latency` as ('f1', 'params', 'latency'): Macro-F1 first (it is what ASHA
+    ranks and prunes on), each name once. SpecError for a name that does not exist or no f1."""
+    if text is None:
+        return ("f1",)
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        what = ", ".join(unknown) or "empty"
+        raise SpecError(f"--objectives {text!r}: unknown {what}; choose from {', '.join(OBJECTIVES)}")
+    if "f1" not in names:
+        raise SpecError(f"--objectives {text!r}: f1 must be one of them (ASHA prunes on validation Macro-F1)")
+    return ("f1", *dict.fromkeys(n for n in names if n != "f1"))
 
 
 def _flag(name: str) -> str:

@@ -25,10 +25,12 @@ from sweeps.cluster import torch_threads_from_ray
 TIME_ATTR = "epoch"  # ASHA's time unit: epochs completed (fit's metric of that name)
 
 
-def train_trial(config: dict, data) -> None:
+def train_trial(config: dict, data, costs: tuple[str, ...] = ()) -> None:
     """Tune function trainable; `data` (TrainingArrays) arrives through `tune.with_parameters`, a
-    read-only view of the one copy in the object store."""
-    from emo.train import fit
+    read-only view of the one copy in the object store. `costs`: what the model costs
+    (emo.train.model_costs), measured once before training and reported with every epoch, for a
+    multi-objective sweep."""
+    from emo.train import fit, model_costs
 
     t0 = time.perf_counter()
     # Ray Train logs every persisted checkpoint at INFO, i.e. one line per epoch per trial.
@@ -37,6 +39,7 @@ def train_trial(config: dict, data) -> None:
     torch_threads_from_ray()
 
     cfg = TrainConfig(**{k: plain(v) for k, v in config.items()})
+    measured = model_costs(cfg, data, costs) if costs else {}
     # fit's own checkpoint folder: local scratch, outside the trial's working directory. Tune's
     # checkpoint of the last epoch is copied in to resume; each epoch's goes back out via report.
     # A trial whose worker is killed leaves its scratch behind (a RAVDESS-size gated checkpoint is
@@ -45,10 +48,10 @@ def train_trial(config: dict, data) -> None:
         last = tune.get_checkpoint()
         if last is not None:
             last.to_directory(str(scratch))
-        _fit(fit, cfg, data, scratch, t0)
+        _fit(fit, cfg, data, scratch, t0, measured)
 
 
-def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float) -> None:
+def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float, costs: dict | None = None) -> None:
     """emo.train.fit with a `report` that hands every epoch to Tune, and divergence as a result."""
     first = [True]
     last_metrics: dict = {}
@@ -58,6 +61,7 @@ def _fit(fit, cfg: TrainConfig, data, scratch: Path, t0: float) -> None:
             # Trial start to the first epoch's start: data to the device, model build, restore.
             metrics["time/setup_s"] = time.perf_counter() - t0 - metrics["time/epoch_s"]
             first[0] = False
+        metrics.update(costs or {})
         last_metrics.clear()
         last_metrics.update(metrics)
         # Every epoch reports (ASHA decides on each); the checkpoint comes every `checkpoint_every`.

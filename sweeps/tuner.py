@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emo.config import TrainConfig
-from emo.metric_names import MODE, OBJECTIVE
+from emo.metric_names import COSTS, MODE, OBJECTIVE
 from sweeps import cluster, store
 from sweeps.spec import SweepSpec
 
@@ -40,12 +40,17 @@ def searcher(sweep: SweepSpec, method: str, sp, seed: int, stage: int = 0):
     n = sweep.num_samples
     if sweep.search == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
+    elif sweep.search == "nsga2":
+        # a generation of a quarter of the budget (at least 4): Optuna's default of 50 is more than most sweeps
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, n // 4))
     else:
         # Optuna's default of 10 random start-up trials would leave a small sweep with no TPE at all.
+        # TPE is multi-objective too (MOTPE) when there are costs.
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, n // 4)), constant_liar=True)
+    metric, mode = objectives(sweep)
     return PrunedAwareOptunaSearch(
-        metric=OBJECTIVE,
-        mode=MODE,
+        metric=metric,
+        mode=mode,
         sampler=sampler,
         points_to_evaluate=[sp.recipe] if sp.params else None,  # the training guide's recipe first
         max_epochs=sweep.max_epochs,
@@ -54,6 +59,13 @@ def searcher(sweep: SweepSpec, method: str, sp, seed: int, stage: int = 0):
         study_name=method,
         experiment=store.experiment_name(method, stage),
     )
+
+
+def objectives(sweep: SweepSpec) -> tuple[str | list[str], str | list[str]]:
+    """The searcher's metric(s) and mode(s): OBJECTIVE alone, or OBJECTIVE (max) and each cost (min)."""
+    if not sweep.costs:
+        return OBJECTIVE, MODE
+    return [OBJECTIVE, *(COSTS[c] for c in sweep.costs)], [MODE, *("min" for _ in sweep.costs)]
 
 
 def optuna_space(sp) -> dict:
@@ -71,7 +83,11 @@ def scheduler(sweep: SweepSpec):
 
     if sweep.scheduler != "asha":
         return FIFOScheduler()
+    # With costs, the searcher's metric is a list, which Tune's TuneConfig cannot take: ASHA is then
+    # given its own (validation Macro-F1; Optuna has no multi-objective pruning, optuna#3450).
+    own = {"metric": OBJECTIVE, "mode": MODE} if sweep.costs else {}
     return ASHAScheduler(
+        **own,
         time_attr=TIME_ATTR,
         max_t=sweep.max_epochs,
         grace_period=sweep.grace_period,
@@ -79,13 +95,15 @@ def scheduler(sweep: SweepSpec):
     )
 
 
-def trainable(data_ref, cpus: float, gpus: float):
-    """The trial function with the data (one object-store copy, mapped by every trial) and its resources."""
+def trainable(data_ref, cpus: float, gpus: float, costs: tuple[str, ...] = ()):
+    """The trial function with the data (one object-store copy, mapped by every trial), the costs it
+    measures and reports (emo.train.model_costs), and its resources."""
     from ray import tune
 
     from sweeps.trainable import train_trial
 
-    return tune.with_resources(tune.with_parameters(train_trial, data=data_ref), {"cpu": cpus, "gpu": gpus})
+    trial = tune.with_parameters(train_trial, data=data_ref, costs=tuple(costs))
+    return tune.with_resources(trial, {"cpu": cpus, "gpu": gpus})
 
 
 def trial_name(trial) -> str:
@@ -102,10 +120,10 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool, stage: int = 
     cannot be resumed."""
     from ray import tune
 
-    from search_spaces import get_space
+    from search_spaces import sweep_space
     from sweeps.progress import Progress
 
-    sp = get_space(method).pin(sweep.trial_fixed)
+    sp = sweep_space(method, sweep.trial_fixed, sweep.size)
     experiment = store.experiment_name(method, stage)
     exp_path = f"{store.sweep_dir(sweep.storage, sweep.name)}/{experiment}"
     if resume and "://" not in exp_path and Path(exp_path).is_dir():
@@ -139,8 +157,8 @@ def run_method(method: str, sweep: SweepSpec, trial, resume: bool, stage: int = 
         trial,
         param_space=sp.param_space(),
         tune_config=tune.TuneConfig(
-            metric=OBJECTIVE,
-            mode=MODE,
+            metric=None if sweep.costs else OBJECTIVE,  # with costs: the searcher's and ASHA's own
+            mode=None if sweep.costs else MODE,
             search_alg=searcher(sweep, method, sp, seed, stage),
             scheduler=scheduler(sweep),
             num_samples=n,

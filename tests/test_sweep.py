@@ -610,6 +610,9 @@ def _cli(*argv: str, cwd=ROOT) -> subprocess.CompletedProcess:
         (["--resume", "--name", ".."], "--name '..': a sweep's name is one folder"),
         (["gated", "--name", "a/b"], "--name 'a/b': a sweep's name is one folder"),
         (["gated", "--name", "my sweep"], "--name 'my sweep': a sweep's name is one folder"),
+        (["gated", "--objectives", "f1,flop"], "--objectives 'f1,flop': unknown flop; choose from f1, params, flops"),
+        (["gated", "--objectives", "params"], "f1 must be one of them (ASHA prunes on validation Macro-F1)"),
+        (["gated", "--search", "nsga2"], "--search nsga2 is a multi-objective sampler: add a cost"),
     ],
 )
 def test_cli_mistakes_are_one_line_errors(argv, message, capsys):
@@ -866,6 +869,14 @@ def test_sweep_spec_round_trips_through_sweep_json_with_the_demo_or_real_data_de
         store.read_sweep(str(tmp_path / "d"))
     with pytest.raises(store.NotASweep):
         store.read_sweep(str(tmp_path / "nothing"))
+    # A multi-objective sweep searches the size keys not given; grown, its stages are the first run's
+    # trials and the added ones; both round trip.
+    mo = SweepSpec.from_flags(["gated"], {"audio_width": 16}, {**none, "objectives": "latency,f1"}, "m", str(tmp_path))
+    assert mo.objectives == ("f1", "latency") and mo.costs == ("latency",) and mo.size == ("embed_dim", "video_width")
+    grown = mo.grow(20).grow(24)
+    assert grown.grown == (8, 20) and grown.stage_sizes == [8, 12, 4] and grown.grow(24) == grown
+    store.write_sweep(str(tmp_path), grown)
+    assert store.read_sweep(str(tmp_path / "m")) == grown
 
 
 def test_a_trial_lost_from_tunes_saved_state_leaves_the_wandb_sync_glob(tmp_path):
@@ -1072,3 +1083,65 @@ def test_restoring_a_sweeps_first_run_leaves_a_growths_running_trials_to_it(tmp_
     assert trials["b0"].state == TrialState.COMPLETE and trials["b0"].intermediate_values == {1: 0.4, 2: 0.6}
     assert trials["a-late"].state == TrialState.FAIL and study.LOST in trials["a-late"].user_attrs
     assert [trials[f"a{i}"].state for i in range(2)] == [TrialState.COMPLETE] * 2
+
+
+def test_model_costs_count_parameters_flops_and_time_one_clip(tiny_demo):
+    """emo.train.model_costs on the tiny demo set: the parameter count of the model the config builds,
+    FLOPs and latency that grow with its width."""
+    from emo.config import TrainConfig
+    from emo.data import load_data
+    from emo.metric_names import COSTS
+    from emo.models import build_model
+    from emo.train import model_costs
+
+    def cfg(d):
+        return TrainConfig(data_root=str(tiny_demo.root), preset="demo", video_backbone="light", fusion="gated",
+                           audio_width=8, video_width=16, embed_dim=d)  # fmt: skip
+
+    data = load_data(cfg(32))
+    small, big = model_costs(cfg(32), data, ("params", "flops", "latency")), model_costs(cfg(256), data, COSTS)
+    assert small[COSTS["params"]] == sum(p.numel() for p in build_model(cfg(32)).parameters())
+    assert small[COSTS["params"]] < big[COSTS["params"]] and 0 < small[COSTS["flops"]] < big[COSTS["flops"]]
+    assert 0 < small[COSTS["latency"]] < 10_000
+    assert set(model_costs(cfg(32), data, ("params",))) == {COSTS["params"]}
+    with pytest.raises(ValueError, match="unknown cost"):
+        model_costs(cfg(32), data, ("size",))
+
+
+def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_root, tmp_path):
+    """--objectives f1,params,latency: model size (embed_dim; the widths are given) is searched, every
+    trial reports its costs, Optuna's study has one direction per objective and each finished trial's
+    values, results.parquet marks the front (recomputed here), the terminal prints it."""
+    import optuna
+
+    from emo.config import TrainConfig
+    from emo.models import build_model
+    from sweeps import study
+    from sweeps.run import main
+
+    argv = ["gated", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "5", "--max-epochs", "2"]
+    argv += ["--objectives", "f1,params,latency", "--max-concurrent", "1", "--scheduler", "fifo"]
+    argv += ["--storage-path", str(tmp_path), "--name", "mo"]
+    with contextlib.redirect_stdout(_Tee(sys.stdout)) as out:
+        assert main(argv) == 0
+    df = pd.read_parquet(tmp_path / "mo" / "results.parquet")
+    assert len(df) == 5 and {"cost_params", "cost_latency_ms", "pareto"} <= set(df.columns)
+    assert "cost_flops" not in df.columns and "config/embed_dim" in df.columns
+    assert "config/audio_width" not in df.columns  # given on the command line: not searched
+    for _, r in df.iterrows():
+        c = json.loads(r["config"])
+        assert r["cost_params"] == sum(p.numel() for p in build_model(TrainConfig(**c)).parameters())
+        assert r["cost_latency_ms"] > 0
+    pts = [(-r[OBJECTIVE_COLUMN], r["cost_params"], r["cost_latency_ms"]) for _, r in df.iterrows()]
+
+    def dominated(p):
+        return any(all(a <= b for a, b in zip(q, p, strict=True)) and q != p for q in pts)
+
+    assert list(df["pareto"]) == [not dominated(p) for p in pts] and df["pareto"].any()
+    assert df.loc[df["config/embed_dim"] == df["config/embed_dim"].min(), "pareto"].any()  # the smallest costs least
+    st = optuna.load_study(study_name="gated", storage=study.storage(tmp_path / "mo" / study.JOURNAL_FILE))
+    assert [d.name for d in st.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    for t in st.trials:
+        [r] = [r for _, r in df.iterrows() if r["trial_id"] == t.user_attrs["trial_id"]]
+        assert t.values == pytest.approx([r[OBJECTIVE_COLUMN], r["cost_params"], r["cost_latency_ms"]])
+    assert "gated: Pareto front of val F1 against params, latency" in out.getvalue()

@@ -28,7 +28,7 @@ def analyse(rows: list[dict], best: dict, trials: dict, sweeps_: list[dict], fil
         if not searched:
             importance_notes[m] = "nothing was searched"
             continue
-        imp, why = A.importance(ts, distributions(m, fixed, searched))
+        imp, why = A.importance(ts, distributions(m, fixed, searched, sweeps_[0]["sweep"].size))
         if imp:
             importance[m] = imp
         else:

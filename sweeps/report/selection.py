@@ -48,7 +48,7 @@ def same_data(sweeps_: list[dict]) -> None:
 def select(sweeps_: list[dict]) -> tuple[dict, dict]:
     """Per method: the trial with the best validation Macro-F1 over every given sweep (errors and
     unscored trials excluded), and every scored trial (for hyperparameter importance)."""
-    from search_spaces import get_space
+    from search_spaces import sweep_space
 
     best: dict[str, dict] = {}
     trials: dict[str, list[dict]] = {}
@@ -62,7 +62,7 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
             # The searched values, from the trial's full config (the config column): it holds every key
             # of every method, whatever the union of the config/ columns holds.
             config = json.loads(t["config"])
-            params = {k: config.get(k) for k in get_space(m).pin(fixed).params}
+            params = {k: config.get(k) for k in sweep_space(m, fixed, s["sweep"].size).params}
             trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"].name})
             if not diverged and (m not in best or score > best[m][OBJECTIVE_COLUMN]):
                 best[m] = {
@@ -123,10 +123,10 @@ def check_report_folds(data, folds: int | None, seeds: int | None, demo: bool) -
     return folds, seeds
 
 
-def distributions(method: str, fixed: dict, names: list[str]) -> dict:
+def distributions(method: str, fixed: dict, names: list[str], size: tuple[str, ...] = ()) -> dict:
     from ray.tune.search.optuna import OptunaSearch
 
-    from search_spaces import get_space
+    from search_spaces import sweep_space
 
-    params = get_space(method).pin(fixed).params
+    params = sweep_space(method, fixed, size).params
     return OptunaSearch.convert_search_space({k: v for k, v in params.items() if k in names})
