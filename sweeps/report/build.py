@@ -15,7 +15,7 @@ from sweeps import store
 from sweeps.report import page
 from sweeps.report import stats as A
 from sweeps.report.confirm import confirm_row, run_confirmations
-from sweeps.report.selection import FIELDS, check_report_folds, distributions, plan, same_data, select
+from sweeps.report.selection import FIELDS, check_report_folds, distributions, front, plan, same_data, select
 
 
 def analyse(rows: list[dict], best: dict, trials: dict, sweeps_: list[dict], files: dict, names: list[str]) -> dict:
@@ -130,7 +130,8 @@ def make_report(
 
         data = load_data(TrainConfig(**{k: v for k, v in first.fixed.items() if k in FIELDS}))
     folds, seeds = check_report_folds(data, folds, seeds, demo=first.demo)
-    jobs = plan(best, sweeps_, folds, seeds)
+    fronts = front(trials, best)
+    jobs = plan(best, sweeps_, folds, seeds, fronts)
     resources = resources or first.resources or {"cpu": 1.0, "gpu": 0.0}
     print(
         f"[report] {', '.join(best)}: best configs by validation Macro-F1; {folds} folds x {seeds} seeds; "
@@ -147,6 +148,7 @@ def make_report(
     nc = int(first.fixed.get("num_classes", TrainConfig().num_classes))
     files = _file_names(data)
     summary = analyse(rows, best, trials, sweeps_, files, list(class_names(nc)))
+    summary["front"] = _front_summary(rows, fronts, trials)
     fold_actors: dict[int, dict] = {}
     for r in rows:
         if r["status"] == "ok" and r["fold"] not in fold_actors:
@@ -179,6 +181,22 @@ def make_report(
     if wandb:
         project = wandb_project or first.fixed.get("wandb_project") or TrainConfig().wandb_project
         _log_wandb(summary, figures, out, project, first.name)
+    return out
+
+
+def _front_summary(rows: list[dict], fronts: dict, trials: dict) -> dict:
+    """Per method of a multi-objective sweep: every trial's validation Macro-F1 and costs (the figure's
+    grey points) and each Pareto configuration with its confirmed test Macro-F1 over folds x seeds."""
+    out = {}
+    for m, on in fronts.items():
+        confirmed = []
+        for t in on:
+            runs = A.runs_of(rows, m, t["variant"])
+            f1, sd = A.mean_std(r["test_f1"] for r in runs)
+            confirmed.append({"trial_id": t["trial_id"], "variant": t["variant"], "val_f1": t["value"],
+                              "costs": t["costs"], "test_f1": f1, "test_f1_std": sd, "runs": len(runs)})  # fmt: skip
+        every = [{"val_f1": t["value"], "costs": t["costs"], "pareto": t["pareto"]} for t in trials[m]]
+        out[m] = {"front": confirmed, "trials": every}
     return out
 
 

@@ -149,6 +149,31 @@ def figures(summary: dict, folder: Path) -> dict[str, Path]:
         axes[1].set_title("gate on audio per emotion (test)", fontsize=9)
         out["gate"] = _save(fig, folder / "gate.png")
 
+    for m, f in summary.get("front", {}).items():
+        costs = sorted({c for t in f["trials"] for c in t["costs"]})
+        if not costs:
+            continue
+        fig, axes = plt.subplots(1, len(costs), figsize=(3.6 * len(costs), 3), squeeze=False)
+        for ax, c in zip(axes[0], costs, strict=True):
+            every = [t for t in f["trials"] if c in t["costs"]]
+            ax.scatter([t["costs"][c] for t in every], [t["val_f1"] for t in every], s=14, color="#bbb",
+                       label="trials (val)")  # fmt: skip
+            on = sorted((t for t in f["front"] if c in t["costs"]), key=lambda t: t["costs"][c])
+            ax.plot([t["costs"][c] for t in on], [t["val_f1"] for t in on], "o-", color="#dd8452", ms=4,
+                    label="Pareto front (val)")  # fmt: skip
+            tested = [t for t in on if t["test_f1"] is not None]
+            ax.errorbar([t["costs"][c] for t in tested], [t["test_f1"] for t in tested],
+                        yerr=[t["test_f1_std"] or 0 for t in tested], fmt="s", color="#4c72b0", ms=4, capsize=2,
+                        label="front, test (folds x seeds)")  # fmt: skip
+            ax.set_xlabel(c.removeprefix("cost_"), fontsize=8)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+            ax.set_ylabel("Macro-F1", fontsize=8)
+            ax.tick_params(labelsize=7)
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(m, fontsize=9)
+        out[f"front-{m}"] = _save(fig, folder / f"front-{m}.png")
+
     for m, imp in summary["importance"].items():
         keys = sorted(imp, key=imp.get)
         fig, ax = plt.subplots(figsize=(5, 0.5 + 0.3 * len(keys)))
@@ -258,5 +283,21 @@ def render(summary: dict, figs: dict[str, Path]) -> str:
         "gate": summary.get("gate"),
         "importance_notes": summary["importance_notes"],
         "failed": [[f[k] for k in ("method", "variant", "fold", "seed", "error")] for f in summary["failed_runs"]],
+        "front_costs": (
+            costs := sorted({c for f in summary.get("front", {}).values() for t in f["front"] for c in t["costs"]})
+        ),  # fmt: skip
+        "front": [
+            [
+                m,
+                t["trial_id"],
+                t["variant"],
+                pct(t["val_f1"]),
+                *(short(t["costs"].get(c)) for c in costs),
+                pct(t["test_f1"], t["test_f1_std"]),
+                t["runs"],
+            ]
+            for m, f in summary.get("front", {}).items()
+            for t in f["front"]
+        ],  # fmt: skip
     }
     return env.get_template("page.html.j2").render(context)

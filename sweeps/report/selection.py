@@ -8,10 +8,13 @@ import json
 
 from emo.cli import fail
 from emo.config import TrainConfig
-from emo.metric_names import OBJECTIVE_COLUMN
+from emo.metric_names import COSTS, OBJECTIVE_COLUMN
 from sweeps import store
 from sweeps.report import stats as A
+from sweeps.results import cost_column
 from sweeps.spec import report_folds_seeds
+
+COST_COLUMNS = tuple(cost_column(name) for name in COSTS.values())
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -63,7 +66,11 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
             # of every method, whatever the union of the config/ columns holds.
             config = json.loads(t["config"])
             params = {k: config.get(k) for k in sweep_space(m, fixed, s["sweep"].size).params}
-            trials.setdefault(m, []).append({"params": params, "value": score, "sweep": s["sweep"].name})
+            costs = {c: t[c] for c in COST_COLUMNS if t.get(c) is not None}
+            trials.setdefault(m, []).append(
+                {"params": params, "value": score, "sweep": s["sweep"].name, "trial_id": t["trial_id"],
+                 "costs": costs, "pareto": bool(t.get("pareto")), "config": config}
+            )  # fmt: skip
             if not diverged and (m not in best or score > best[m][OBJECTIVE_COLUMN]):
                 best[m] = {
                     "sweep": s["sweep"].name,
@@ -78,8 +85,22 @@ def select(sweeps_: list[dict]) -> tuple[dict, dict]:
     return best, trials
 
 
-def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int) -> list[dict]:
-    """Every confirmation run: method x variant x fold x seed, each a full TrainConfig dict."""
+def front(trials: dict, best: dict) -> dict[str, list[dict]]:
+    """Per method of a multi-objective sweep: its Pareto front (results.parquet's `pareto`), best
+    validation Macro-F1 first, each with the report variant that confirms it (`best` for the selected
+    trial, `front ID` for the others). Empty for single-objective sweeps."""
+    out = {}
+    for m, ts in trials.items():
+        on = sorted((t for t in ts if t["pareto"]), key=lambda t: -t["value"])
+        if on and m in best:
+            out[m] = [{**t, "variant": A.BEST if t["trial_id"] == best[m]["trial_id"] else A.FRONT + t["trial_id"]}
+                      for t in on]  # fmt: skip
+    return out
+
+
+def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int, fronts: dict | None = None) -> list[dict]:
+    """Every confirmation run: method x variant x fold x seed, each a full TrainConfig dict; with
+    `fronts` (see `front`), each Pareto configuration besides the best too."""
     from search_spaces import get_space
 
     first = sweeps_[0]["sweep"]
@@ -87,6 +108,11 @@ def plan(best: dict, sweeps_: list[dict], folds: int, seeds: int) -> list[dict]:
     for m, b in best.items():
         # Every field spelled out (a trial's config holds only what the sweep fixed or searched).
         configs.append((m, A.BEST, TrainConfig(**{k: v for k, v in b["config"].items() if k in FIELDS}).to_dict()))
+    for m, on in (fronts or {}).items():
+        for t in on:
+            if t["variant"] != A.BEST:
+                cfg = TrainConfig(**{k: v for k, v in t["config"].items() if k in FIELDS}).to_dict()
+                configs.append((m, t["variant"], cfg))
     if A.BASELINE not in best:  # the baseline nobody swept: the training guide's recipe for it
         sp = get_space(A.BASELINE).pin(first.trial_fixed)
         recipe = sp.config(sp.recipe).to_dict()

@@ -3,7 +3,8 @@
 A row is one confirmation run (method x variant x fold x seed): see `sweeps.report.confirm.confirm_row`.
 Variants: `best` is the method's best sweep configuration (chosen on validation Macro-F1 only);
 `recipe` is the training guide's recipe for a method that was not swept (the video baseline, when
-the sweeps left it out); `modality_dropout=0` and `num_classes=N` are the checklist's comparisons.
+the sweeps left it out); `modality_dropout=0` and `num_classes=N` are the checklist's comparisons;
+`front ID` is trial ID of a multi-objective sweep's Pareto front (Macro-F1 against cost).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from emo.metric_names import OBJECTIVE_COLUMN
 BASELINE = "video"
 BEST, RECIPE = "best", "recipe"
 NO_MODALITY_DROPOUT = "modality_dropout=0"
+FRONT = "front "  # + trial id: a configuration on a multi-objective sweep's Pareto front, other than `best`
 # The training guide's targets (test Macro-F1 on real RAVDESS, actor-independent).
 TARGETS = {"audio": 0.65, "video": 0.73}
 ALPHA = 0.05
