@@ -1109,7 +1109,7 @@ def test_model_costs_count_parameters_flops_and_time_one_clip(tiny_demo):
 
 
 def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_root, tmp_path):
-    """--objectives f1,params,latency: model size (embed_dim; the widths are given) is searched, every
+    """--objectives f1,params,latency: model size (embed_dim; the width is given) is searched, every
     trial reports its costs, Optuna's study has one direction per objective and each finished trial's
     values, results.parquet marks the front (recomputed here), the terminal prints it, and the report
     retrains every configuration on the front over its folds and plots it."""
@@ -1120,7 +1120,8 @@ def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_
     from sweeps import study
     from sweeps.run import main
 
-    argv = ["gated", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "5", "--max-epochs", "2"]
+    # audio-only: its report confirms fewer variants (no gate, no modality dropout) than a fusion method's
+    argv = ["audio", "--data_root", tiny_root, *SWEEP_DATA, "--num-samples", "5", "--max-epochs", "2"]
     argv += ["--objectives", "f1,params,latency", "--max-concurrent", "1", "--scheduler", "fifo"]
     argv += ["--storage-path", str(tmp_path), "--name", "mo", "--report", "--report-folds", "2", "--report-seeds", "1"]
     with contextlib.redirect_stdout(_Tee(sys.stdout)) as out:
@@ -1140,17 +1141,17 @@ def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_
 
     assert list(df["pareto"]) == [not dominated(p) for p in pts] and df["pareto"].any()
     assert df.loc[df["config/embed_dim"] == df["config/embed_dim"].min(), "pareto"].any()  # the smallest costs least
-    st = optuna.load_study(study_name="gated", storage=study.storage(tmp_path / "mo" / study.JOURNAL_FILE))
+    st = optuna.load_study(study_name="audio", storage=study.storage(tmp_path / "mo" / study.JOURNAL_FILE))
     assert [d.name for d in st.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
     for t in st.trials:
         [r] = [r for _, r in df.iterrows() if r["trial_id"] == t.user_attrs["trial_id"]]
         assert t.values == pytest.approx([r[OBJECTIVE_COLUMN], r["cost_params"], r["cost_latency_ms"]])
-    assert "gated: Pareto front of val F1 against params, latency" in out.getvalue()
+    assert "audio: Pareto front of val F1 against params, latency" in out.getvalue()
     summary = json.loads((tmp_path / "mo" / "report" / "summary.json").read_text())
-    confirmed = summary["front"]["gated"]["front"]
+    confirmed = summary["front"]["audio"]["front"]
     assert sorted(t["trial_id"] for t in confirmed) == sorted(df.loc[df["pareto"], "trial_id"])
     assert all(t["runs"] == 2 and t["test_f1"] is not None for t in confirmed), confirmed
-    variants = {v["variant"] for v in summary["variants"] if v["method"] == "gated"}
+    variants = {v["variant"] for v in summary["variants"] if v["method"] == "audio"}
     assert {t["variant"] for t in confirmed} <= variants and "best" in variants
     html = (tmp_path / "mo" / "report" / "report.html").read_text()
-    assert "Pareto front: validation Macro-F1 against cost" in html and 'alt="front-gated"' in html
+    assert "Pareto front: validation Macro-F1 against cost" in html and 'alt="front-audio"' in html
