@@ -105,8 +105,9 @@ def check(st, sweep: SweepSpec, path) -> None:
         if {k: theirs.get(k) for k in mine} != mine:
             raise StudyError(
                 f"{path} holds study {s.study_name!r} of sweep {theirs.get('sweep')!r} (started "
-                f"{theirs.get('created')}), not of sweep {sweep.name!r} (started {sweep.created}): it was "
-                f"copied from another sweep; move it away to start this sweep's study afresh"
+                f"{theirs.get('created')}), not of sweep {sweep.name!r} (started {sweep.created}): the folder holds "
+                "another sweep of that name, or the journal was copied from another sweep; choose another --name, "
+                "or move the journal away to start this sweep's study afresh"
             )
 
 
