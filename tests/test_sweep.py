@@ -919,6 +919,12 @@ def test_a_journal_from_another_sweep_is_refused_in_one_line(tmp_path, capsys):
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert "holds study 'gated' of sweep 'a'" in err and "not of sweep 'b'" in err, err
     assert (tmp_path / "b" / study.JOURNAL_FILE).read_bytes() == before
+    # A new sweep started under that name (not --resume): refused the same way, before any data loads.
+    with pytest.raises(SystemExit) as e:
+        main(["gated", "--name", "b", "--storage-path", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "the folder holds another sweep of that name" in err, err
+    assert (tmp_path / "b" / study.JOURNAL_FILE).read_bytes() == before
 
 
 @pytest.mark.parametrize(
