@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+import warnings
 
 from optuna.trial import TrialState
 from ray.tune import Callback
@@ -63,6 +64,10 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             if study.IDENTITY not in self._ot_study.user_attrs:
                 space = study.space_json(self._space) if isinstance(self._space, dict) else None
                 self._ot_study.set_user_attr(study.IDENTITY, {**self._identity, "space": space})
+                # the dashboard's axes and columns say best/val_f1, cost/params, ... not "Objective 0"
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # ExperimentalWarning
+                    self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
             self._fail_lost(known=set())
 
     def _has_trials(self) -> bool:

@@ -157,7 +157,7 @@ def test_the_sweeps_optuna_study_holds_every_trial_its_epochs_and_asha_prunes(fi
     df = pd.read_parquet(finished_sweep["dir"] / "results.parquet")
     journal = finished_sweep["dir"] / study.JOURNAL_FILE
     st = optuna.load_study(study_name="gated", storage=study.storage(journal))
-    assert st.user_attrs[study.IDENTITY]["sweep"] == "s"
+    assert st.user_attrs[study.IDENTITY]["sweep"] == "s" and st.metric_names == [OBJECTIVE]
     assert len(st.trials) == len(df) == 6
     searched = [c[len("config/") :] for c in df.columns if c.startswith("config/")]
     for t in st.trials:
@@ -1151,6 +1151,7 @@ def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_
     assert df.loc[df["config/embed_dim"] == df["config/embed_dim"].min(), "pareto"].any()  # the smallest costs least
     st = optuna.load_study(study_name="audio", storage=study.storage(tmp_path / "mo" / study.JOURNAL_FILE))
     assert [d.name for d in st.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert st.metric_names == [OBJECTIVE, "cost/params", "cost/latency_ms"]
     for t in st.trials:
         [r] = [r for _, r in df.iterrows() if r["trial_id"] == t.user_attrs["trial_id"]]
         assert t.values == pytest.approx([r[OBJECTIVE_COLUMN], r["cost_params"], r["cost_latency_ms"]])
