@@ -73,19 +73,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def rows_with_streams(data, cfg: TrainConfig) -> np.ndarray:
+    """The rows of `data` that have every stream `cfg.fusion` reads; ValueError when none has."""
+    need = np.ones(len(data.actors), dtype=bool)
+    if "audio" in cfg.streams:
+        need &= data.has_audio
+    if "video" in cfg.streams:
+        need &= data.has_video
+    rows = np.flatnonzero(need)
+    if rows.size == 0:
+        raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
+    return rows
+
+
 class DeviceData:
     """The rows a run uses, on the device once: audio (N, F, T) float32, video (N, T, S, S, 3) uint8,
     labels (N,). Batches are index slices of these tensors."""
 
     def __init__(self, data, cfg: TrainConfig, device: torch.device):
-        need = np.ones(len(data.actors), dtype=bool)
-        if "audio" in cfg.streams:
-            need &= data.has_audio
-        if "video" in cfg.streams:
-            need &= data.has_video
-        self.rows = np.flatnonzero(need)
-        if self.rows.size == 0:
-            raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
+        self.rows = rows_with_streams(data, cfg)
         self.actors = data.actors[self.rows]
         self.labels_np = data.labels(cfg.num_classes)[self.rows]
         self.labels = torch.from_numpy(self.labels_np).to(device)
@@ -251,13 +257,7 @@ def model_costs(cfg: TrainConfig, data, which: tuple[str, ...] | list[str]) -> d
         raise ValueError(f"unknown cost(s) {', '.join(unknown)}; choose from {', '.join(COSTS)}")
     device = resolve_device(cfg.device)
     model = build_model(cfg).to(device).eval()
-    need = np.ones(len(data.actors), dtype=bool)
-    for stream in cfg.streams:
-        need &= data.has_audio if stream == "audio" else data.has_video
-    rows = np.flatnonzero(need)
-    if rows.size == 0:
-        raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
-    r = int(rows[0])
+    r = int(rows_with_streams(data, cfg)[0])
     a = torch.from_numpy(np.array(data.audio[r : r + 1])).to(device) if "audio" in cfg.streams else None
     v = torch.from_numpy(np.array(data.video[r : r + 1])).to(device) if "video" in cfg.streams else None
     out: dict[str, float] = {}
