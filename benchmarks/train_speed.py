@@ -41,7 +41,7 @@ from emo.data.features import extract_recording
 from emo.models import build_model
 from emo.parallel import usable_cores
 from emo.paths import cache_root
-from emo.train import DeviceData, autocast_dtype, resolve_device, train_one_epoch
+from emo.train import DeviceData, autocast_dtype, embedding_dims, resolve_device, train_one_epoch
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.2, "A10G": 70.0}
@@ -64,16 +64,16 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def _model_and_optimizer(cfg: TrainConfig, device, compile: bool):
+def _model_and_optimizer(cfg: TrainConfig, dims: dict, device, compile: bool):
     torch.manual_seed(0)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg, dims).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return (torch.compile(model) if compile else model), opt
 
 
 def cached_epoch_s(cfg: TrainConfig, dd: DeviceData, device, compile: bool = False) -> float:
     """Seconds of one whole `train_one_epoch` over every row of `dd`, after a warm-up pass."""
-    model, opt = _model_and_optimizer(cfg, device, compile)
+    model, opt = _model_and_optimizer(cfg, embedding_dims(cfg, dd), device, compile)
     rows = np.arange(len(dd.labels))
     train_one_epoch(model, dd, rows[: WARMUP_BATCHES * cfg.batch_size], cfg, device, opt)
     _sync(device)
@@ -116,7 +116,7 @@ def _collate(items, arrays: TrainingArrays) -> TrainingArrays:
     return TrainingArrays(audio=np.stack(audio), video=np.stack(video), **ids)
 
 
-def _take(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
+def take_rows(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
     return TrainingArrays(**{f.name: None if getattr(arrays, f.name) is None else getattr(arrays, f.name)[rows]
                              for f in dataclasses.fields(arrays)})  # fmt: skip
 
@@ -124,12 +124,12 @@ def _take(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
 def decoding_epoch_s(cfg: TrainConfig, root, arrays: TrainingArrays, clips: int, workers: int, device) -> float:
     """Seconds of one whole epoch of the decode-every-epoch loop: `workers` DataLoader processes decode
     each batch while the main process trains on the one before, with the same `train_one_epoch` step."""
-    model, opt = _model_and_optimizer(cfg, device, compile=False)
+    model, opt = _model_and_optimizer(cfg, {}, device, compile=False)
     loader = torch.utils.data.DataLoader(
         DecodingSet(root, arrays, clips, FeatureConfig()), batch_size=cfg.batch_size, shuffle=True,
         num_workers=workers, collate_fn=partial(_collate, arrays=arrays), persistent_workers=False,
     )  # fmt: skip
-    warm = _take(arrays, np.arange(WARMUP_BATCHES * cfg.batch_size) % len(arrays))
+    warm = take_rows(arrays, np.arange(WARMUP_BATCHES * cfg.batch_size) % len(arrays))
     train_one_epoch(model, DeviceData(warm, cfg, device), np.arange(len(warm)), cfg, device, opt)
     _sync(device)
     t0 = time.perf_counter()
@@ -158,7 +158,7 @@ def main(argv=None) -> None:
         ravdess_size_set(ns.actors)
     fs = prepare(root, progress=True)
     arrays = fs.arrays()
-    cached = _take(arrays, np.arange(ns.clips) % len(arrays))
+    cached = take_rows(arrays, np.arange(ns.clips) % len(arrays))
     device = resolve_device(ns.device)
     cores = usable_cores()
     torch.set_num_threads(cores)

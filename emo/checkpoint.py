@@ -78,10 +78,12 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def save_checkpoint(
-    ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, ema, progress: Progress, write_best: bool
-) -> None:
+    ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, ema, progress: Progress, write_best: bool,
+    train_actors: list[int] | None = None,
+) -> None:  # fmt: skip
     """After an epoch: `progress.best_state` to best.pt when `write_best` (the best epoch changed since
-    the last save), then everything a resume needs to state.pt."""
+    the last save), then everything a resume needs to state.pt, and the actors the run trains on (a
+    head over this run's frozen encoder must not be validated or tested on them)."""
     if write_best and progress.best_state is not None:
         _atomic_save(progress.best_state, ckpt / BEST_FILE)
     state = {
@@ -95,6 +97,7 @@ def save_checkpoint(
         "rng": _rng_state(),
         "config": cfg.to_dict(),
         "wandb_id": progress.wandb_id,
+        "split": {"train_actors": list(train_actors or [])},
     }
     _atomic_save(state, ckpt / STATE_FILE)
 

@@ -88,6 +88,11 @@ def feature_preset(name: str) -> FeatureConfig:
 
 
 FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
+# What each stream's model reads. The first choice trains its encoder end to end on the cached log-mels
+# or frames; `own` is the encoder of a finished run (its best checkpoint), frozen: its embeddings are
+# computed once per clip into a cache of their own (emo.data.embeddings) and a trial trains the head only.
+AUDIO_FRONTENDS = ("logmel", "own")
+VIDEO_FRONTENDS = ("frames", "own")
 # TrainConfig fields that say how a run is operated (logging, checkpoint cadence), never what it
 # computes: two configurations that differ only here train the same model to the same metrics.
 OPERATIONAL_FIELDS = frozenset({"wandb", "wandb_project", "checkpoint_every"})
@@ -109,6 +114,18 @@ class TrainConfig:
     fold: int = 0  # with folds: which fold, 0..folds-1; it tests on its own block of actors
     # Model
     fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
+    audio_frontend: Literal["logmel", "own"] = (
+        "logmel"  # logmel: train the audio encoder; own: a finished run's, frozen
+    )
+    video_frontend: Literal["frames", "own"] = (
+        "frames"  # frames: train the video encoder; own: a finished run's, frozen
+    )
+    audio_encoder: str | None = (
+        None  # with audio_frontend=own: that run's checkpoint folder ({split}: see emo.train_encoders)
+    )
+    video_encoder: str | None = (
+        None  # with video_frontend=own: that run's checkpoint folder ({split}: see emo.train_encoders)
+    )
     use_resnet_audio: bool = False  # guide flag: ResNet18 on the log-mel instead of the light CNN
     video_backbone: Literal["resnet18", "light"] = "resnet18"  # per-frame CNN; light: 4 conv blocks, for CPUs
     video_weights: Literal["none", "imagenet"] = "none"  # imagenet (resnet18 only) needs the internet once
@@ -160,6 +177,14 @@ class TrainConfig:
         _check_choice(self, "video_backbone", ("resnet18", "light"))
         _check_choice(self, "video_norm", ("imagenet", "clip", "local"))
         _check_choice(self, "precision", ("auto", "fp32", "bf16"))
+        _check_choice(self, "audio_frontend", AUDIO_FRONTENDS)
+        _check_choice(self, "video_frontend", VIDEO_FRONTENDS)
+        for stream in ("audio", "video"):
+            own, path = getattr(self, f"{stream}_frontend") == "own", getattr(self, f"{stream}_encoder")
+            if own and not path:
+                raise ValueError(f"{stream}_frontend='own' needs --{stream}_encoder: a run's checkpoint folder")
+            if path and not own:
+                raise ValueError(f"--{stream}_encoder is read only with --{stream}_frontend own")
         for name in ("video_augment", "video_spatial"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -211,6 +236,22 @@ class TrainConfig:
     def streams(self) -> tuple[str, ...]:
         """The inputs this fusion method reads."""
         return {"audio": ("audio",), "video": ("video",)}.get(self.fusion, ("audio", "video"))
+
+    def frozen(self, stream: str) -> bool:
+        """Whether `stream` is read through a frozen front end's cached embeddings (not trained here)."""
+        return getattr(self, f"{stream}_frontend") not in (AUDIO_FRONTENDS[0], VIDEO_FRONTENDS[0])
+
+    @property
+    def split_name(self) -> str:
+        """This run's split in a word: `fold2` of k folds, else the split mode (`actor`, `stratified`)."""
+        return f"fold{self.fold}" if self.folds else self.split_mode
+
+    def encoder_path(self, stream: str) -> str | None:
+        """The frozen `stream` encoder's checkpoint folder for this run. `{split}` in the path becomes
+        `split_name`: a sweep (the actor split) and each of its report's confirmation folds read the
+        encoder trained without their validation and test actors (python -m emo.train_encoders)."""
+        path = getattr(self, f"{stream}_encoder")
+        return None if path is None else path.replace("{split}", self.split_name)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from emo.checkpoint import Progress, restore, save_checkpoint
 from emo.config import DEMO_TRAIN, TrainConfig
 from emo.data.cache import load_data
+from emo.data.embeddings import check_actors
 from emo.data.labels import class_names
 from emo.data.splits import make_split
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE
@@ -84,6 +85,20 @@ def rows_with_streams(data, cfg: TrainConfig) -> np.ndarray:
     if rows.size == 0:
         raise ValueError(f"no clip has the stream(s) {cfg.fusion!r} needs ({' and '.join(cfg.streams)})")
     return rows
+
+
+def embedding_dims(cfg: TrainConfig, data) -> dict[str, int]:
+    """The width of each frozen stream's embeddings in `data` (what its projection reads), by stream."""
+    return {s: int(getattr(data, s).shape[-1]) for s in cfg.streams if cfg.frozen(s)}
+
+
+def check_frontends(cfg: TrainConfig, data) -> None:
+    """What `fit(cfg, data)` checks first about frozen front ends (emo.data.embeddings.check_actors) on
+    the split it would make, without training: a sweep's driver asks before it starts any trial."""
+    rows = rows_with_streams(data, cfg)
+    actors = np.asarray(data.actors)[rows]
+    split = make_split(cfg.split_mode, actors, data.labels(cfg.num_classes)[rows], cfg.seed, cfg.folds, cfg.fold)
+    check_actors(getattr(data, "frontends", {}), cfg, actors[split.val], actors[split.test])
 
 
 class DeviceData:
@@ -256,7 +271,7 @@ def model_costs(cfg: TrainConfig, data, which: tuple[str, ...] | list[str]) -> d
     if unknown:
         raise ValueError(f"unknown cost(s) {', '.join(unknown)}; choose from {', '.join(COSTS)}")
     device = resolve_device(cfg.device)
-    model = build_model(cfg).to(device).eval()
+    model = build_model(cfg, embedding_dims(cfg, data)).to(device).eval()
     r = int(rows_with_streams(data, cfg)[0])
     a = torch.from_numpy(np.array(data.audio[r : r + 1])).to(device) if "audio" in cfg.streams else None
     v = torch.from_numpy(np.array(data.video[r : r + 1])).to(device) if "video" in cfg.streams else None
@@ -312,7 +327,9 @@ def fit(
     seed_everything(cfg.seed)
     dd = DeviceData(data, cfg, device)
     split = make_split(cfg.split_mode, dd.actors, dd.labels_np, cfg.seed, cfg.folds, cfg.fold)
-    model = build_model(cfg).to(device)
+    check_actors(getattr(data, "frontends", {}), cfg, dd.actors[split.val], dd.actors[split.test])
+    train_actors = sorted({int(a) for a in dd.actors[split.train]})
+    model = build_model(cfg, embedding_dims(cfg, dd)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(split.train) / cfg.batch_size)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
@@ -339,7 +356,10 @@ def fit(
                 (epoch + 1) % cfg.checkpoint_every == 0 or epoch + 1 == cfg.epochs or metrics["stopped_early"]
             )
             if saved:
-                save_checkpoint(ckpt, cfg, model, optimizer, scheduler, ema, progress, write_best=best_unsaved)
+                save_checkpoint(
+                    ckpt, cfg, model, optimizer, scheduler, ema, progress, write_best=best_unsaved,
+                    train_actors=train_actors,
+                )  # fmt: skip
                 best_unsaved = False
             if run is not None:
                 run.log(metrics, step=epoch + 1)
@@ -504,6 +524,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{cfg.fusion}: {len(data)} clips, {cfg.num_classes} classes, split {cfg.split_mode}, device {device}",
             flush=True,
         )
+        for stream, rec in data.frontends.items():
+            print(
+                f"{stream}: frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']} (best epoch "
+                f"{rec['best_epoch']}, val Macro-F1 {rec['best_val_f1']:.3f}), embeddings "
+                f"{'x'.join(map(str, getattr(data, stream).shape[1:]))} per clip, cached in {rec['path']}",
+                flush=True,
+            )
         results = fit(cfg, data, report=_print_epoch, checkpoint_dir=args.checkpoint_dir)
     except (ValueError, DataRootError, FloatingPointError) as e:
         fail(str(e))

@@ -88,6 +88,9 @@ class FeatureSet:
     seconds: float  # wall time of `prepare`
     audio: np.ndarray | None = field(repr=False, default=None)
     video: np.ndarray | None = field(repr=False, default=None)
+    # Streams whose arrays are a frozen front end's embeddings (emo.data.embeddings), by stream: what
+    # computed them and the actors its encoder trained on.
+    frontends: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -124,6 +127,7 @@ class FeatureSet:
             has_audio=self.has_audio.astype(bool),
             has_video=self.has_video.astype(bool),
             recordings=self.column("recording").astype(str),
+            frontends=self.frontends,
         )
 
     def summary(self) -> dict:
@@ -165,6 +169,7 @@ class TrainingArrays:
     has_audio: np.ndarray
     has_video: np.ndarray
     recordings: np.ndarray  # RAVDESS recording ids ("01-01-05-01-01-01-12"), for error analysis
+    frontends: dict = field(default_factory=dict)  # as FeatureSet.frontends
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -265,7 +270,8 @@ def _nothing_usable(catalog: Catalog, content_skips: list[dict]) -> str:
 
 
 def load_data(cfg: TrainConfig, progress: bool = True) -> FeatureSet:
-    """The feature set `cfg` trains on: `cfg.data_root`, or the built-in demo set when it is None.
+    """The feature set `cfg` trains on: `cfg.data_root`, or the built-in demo set when it is None, with
+    the embeddings of its frozen front ends in place of the features of those streams.
 
     Imports no torch when the cache exists: the sweep driver calls this and never trains (importing
     torch and torchvision cost it about 6 s of a sweep's start on 2 cores)."""
@@ -275,7 +281,12 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> FeatureSet:
         root, preset = demo_root(progress=progress), "demo"
     else:
         root, preset = cfg.data_root, "ravdess"
-    return prepare(root, feature_preset(preset if cfg.preset == "auto" else cfg.preset), progress=progress)
+    fs = prepare(root, feature_preset(preset if cfg.preset == "auto" else cfg.preset), progress=progress)
+    if any(cfg.frozen(s) for s in cfg.streams):
+        from emo.data.embeddings import embed
+
+        fs = embed(cfg, fs, progress=progress)
+    return fs
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -461,13 +472,13 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
     stamp_path(path).unlink(missing_ok=True)
     atomic_write(path, write_ipc)
     # The crc32s were computed from the arrays just written: the file as it is now needs no verifying.
-    _write_stamp(path, _stat_key(os.stat(path)))
+    write_stamp(path, stat_key(os.stat(path)))
 
 
 # ---------------------------------------------------------------------------------------------- load
 
 
-def _tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> np.ndarray | None:
+def tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> np.ndarray | None:
     if name not in table.column_names:
         return None
     col = table.column(name)
@@ -481,7 +492,7 @@ def _tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) ->
     return arr
 
 
-def _file_crc32(path: Path, offset: int, size: int, chunk: int = 16 * 2**20) -> int:
+def file_crc32(path: Path, offset: int, size: int, chunk: int = 16 * 2**20) -> int:
     """crc32 of bytes [offset, offset + size) of the file, read with plain reads: checksumming
     through the memory map would fault in every page of it in this process (1.8 s instead of 0.4 s
     for the 950 MiB RAVDESS-size cache, BENCHMARKS.md), and the loaded arrays stay untouched until
@@ -503,7 +514,7 @@ def stamp_path(path: Path) -> Path:
     return path.with_name(path.name + STAMP_SUFFIX)
 
 
-def _stat_key(st: os.stat_result) -> dict:
+def stat_key(st: os.stat_result) -> dict:
     # Any write through the filesystem changes ctime, which no one can set back (utime sets it too).
     return {
         "size": st.st_size,
@@ -514,7 +525,7 @@ def _stat_key(st: os.stat_result) -> dict:
     }
 
 
-def _is_verified(path: Path, key: dict) -> bool:
+def is_verified(path: Path, key: dict) -> bool:
     """Whether `path`'s stamp says it was verified (or written) as `key` describes it now."""
     stamp = stamp_path(path)
     try:
@@ -528,7 +539,7 @@ def _is_verified(path: Path, key: dict) -> bool:
     return recorded == key and stamp_ctime > key["ctime_ns"]
 
 
-def _write_stamp(path: Path, key: dict) -> None:
+def write_stamp(path: Path, key: dict) -> None:
     """Record that `path` holds, as `key` describes it, the bytes its stored crc32s were computed from.
     Rewritten until its own ctime is past the cache's (one clock tick, up to 2 s on coarse
     filesystems). Best effort: where it cannot be written, every load verifies in full."""
@@ -565,21 +576,21 @@ def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float 
     missing = {"recording", *_FIELDS, "has_audio", "has_video", "crop"} - set(table.column_names)
     if missing:
         raise CacheError(f"missing column(s) {sorted(missing)}")
-    audio = _tensor_column(table, "audio", cfg.audio_shape, np.float32)
-    video = _tensor_column(table, "video", cfg.video_shape, np.uint8)
+    audio = tensor_column(table, "audio", cfg.audio_shape, np.float32)
+    video = tensor_column(table, "video", cfg.video_shape, np.uint8)
     # (a cache written before checksums were stored has none to verify; its schema was checked above)
-    key = _stat_key(before)
+    key = stat_key(before)
     try:
-        same_file = _stat_key(os.stat(path)) == key  # not replaced while it was being mapped
+        same_file = stat_key(os.stat(path)) == key  # not replaced while it was being mapped
     except OSError:
         same_file = False
-    if meta.get("crc32") and not (same_file and _is_verified(path, key)):
+    if meta.get("crc32") and not (same_file and is_verified(path, key)):
         for stream, arr in (("audio", audio), ("video", video)):
             want = meta["crc32"].get(stream)
-            if want is not None and arr is not None and _file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
+            if want is not None and arr is not None and file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
                 raise CacheError(f"the {stream} features changed on disk (crc32 mismatch)")
         if same_file:
-            _write_stamp(path, key)  # as it was before the reads: a change during them shows next time
+            write_stamp(path, key)  # as it was before the reads: a change during them shows next time
     return FeatureSet(
         table=table,
         config=cfg,

@@ -126,6 +126,20 @@ class AudioEncoder(nn.Module):
         return self.proj(self.backbone(x))  # (B, Ta', D)
 
 
+class EmbeddedStream(nn.Module):
+    """A frozen front end's cached embeddings (B, T', E) -> tokens (B, T', D): LayerNorm, then a linear
+    projection. The front end ran once, when its cache was built (emo.data.embeddings); LayerNorm puts
+    every front end's features on one scale, so one learning rate suits them all."""
+
+    def __init__(self, in_dim: int, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.proj = nn.Linear(in_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.norm(x.float()))
+
+
 def resnet18(weights: str) -> nn.Module:
     """torchvision's ResNet18; weights "imagenet" are downloaded on first use into torch's hub cache
     ($TORCH_HOME). Without the internet that download fails: one clear error, not a urllib traceback."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from emo.config import TrainConfig
-from emo.models.encoders import AudioEncoder, VideoEncoder
+from emo.models.encoders import AudioEncoder, EmbeddedStream, VideoEncoder
 
 MODELS: dict[str, type[FusionModel]] = {}
 
@@ -54,13 +54,22 @@ class FusionModel(nn.Module):
     method: str
     streams: tuple[str, ...] = ("audio", "video")
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        """`dims`: the embedding width of each stream read through a frozen front end (cfg.frozen)."""
         super().__init__()
         self.cfg = cfg
         d = cfg.embed_dim
-        if "audio" in self.streams:
+        dims = dims or {}
+        for stream in self.streams:
+            if cfg.frozen(stream) and stream not in dims:
+                raise ValueError(f"the {stream} stream reads frozen embeddings: build_model needs their width")
+        if "audio" in self.streams and cfg.frozen("audio"):
+            self.audio = EmbeddedStream(dims["audio"], d)
+        elif "audio" in self.streams:
             self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d, cfg.audio_width)
-        if "video" in self.streams:
+        if "video" in self.streams and cfg.frozen("video"):
+            self.video = EmbeddedStream(dims["video"], d)
+        elif "video" in self.streams:
             self.video = VideoEncoder(
                 cfg.video_backbone,
                 cfg.video_weights,
@@ -103,8 +112,8 @@ class FusionModel(nn.Module):
 class SingleStream(FusionModel):
     """One stream's tokens, mean-pooled over time, then the classifier."""
 
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        super().__init__(cfg, dims)
         self.head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
 
     def forward_head(self, feats):
@@ -127,8 +136,8 @@ class LateFusion(FusionModel):
     branches: a clip whose audio or video modality dropout removed (training only) is predicted by the
     other branch alone, so each branch also learns to stand on its own."""
 
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        super().__init__(cfg, dims)
         self.audio_head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
         self.video_head = classifier(cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
 
@@ -145,8 +154,8 @@ class LateFusion(FusionModel):
 
 @register("concat")
 class ConcatFusion(FusionModel):
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        super().__init__(cfg, dims)
         self.head = classifier(2 * cfg.embed_dim, cfg.embed_dim, cfg.num_classes, cfg.dropout)
 
     def forward_head(self, feats):
@@ -161,8 +170,8 @@ class GatedFusion(FusionModel):
     W starts at zero and b at logit(gate_bias), so every clip starts with g = gate_bias (0.3: leaning to
     video, the stronger stream on RAVDESS); training moves it from there."""
 
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        super().__init__(cfg, dims)
         d = cfg.embed_dim
         self.gate = nn.Linear(2 * d, d)
         nn.init.zeros_(self.gate.weight)
@@ -208,8 +217,8 @@ class CrossAttentionFusion(FusionModel):
     both reading the encoders' tokens, with `attn_dropout` on the attention weights and each token's
     place in time on queries and keys), then both are mean-pooled, concatenated and classified."""
 
-    def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
+        super().__init__(cfg, dims)
         d, h = cfg.embed_dim, cfg.attn_heads
         self.a2v = CrossAttend(d, h, cfg.attn_dropout)
         self.v2a = CrossAttend(d, h, cfg.attn_dropout)

@@ -1,0 +1,283 @@
+"""Frozen front ends: each clip's embeddings from an encoder that is not trained here, computed once into
+a cache of their own and read by every run after that.
+
+A stream whose front end (`TrainConfig.audio_frontend` / `video_frontend`) is not the end-to-end one
+(log-mels, frames) reads these embeddings instead of its features: (N, T', E) float32 sequences, so the
+six methods (mean pooling, the gate, cross-attention over time) run unchanged on top of a light
+projection per stream (emo.models.EmbeddedStream), and a trial trains only that and its head.
+
+`own`: the audio or video encoder of a finished `emo.train` run or sweep trial, at its best validation
+epoch (the checkpoint folder's best.pt; its settings and training actors from state.pt). Two stages on
+any data: train or sweep audio-only and video-only, then train or sweep fusion heads over their frozen
+encoders (python -m emo.train_encoders). A head must not be validated or tested on an actor its encoder
+trained on: `check_actors` refuses that, and `{split}` in an encoder path gives the sweep's split and
+every confirmation fold their own encoder.
+
+One Arrow file per (feature cache, stream, front end, encoder weights): the name holds a hash of all
+of them, so another encoder, retrained weights or changed features never reuse another's embeddings.
+Rows are the feature cache's rows (zeros where the clip lacks the stream); like the feature cache it is
+memory-mapped, checksummed and written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from emo.config import TrainConfig
+from emo.data.cache import (
+    CacheError,
+    FeatureSet,
+    file_crc32,
+    is_verified,
+    stamp_path,
+    stat_key,
+    tensor_column,
+    write_stamp,
+)
+from emo.paths import atomic_write
+
+# Bump when the computation changes in a way the cache key does not capture: old files then rebuild.
+EMBEDDER_VERSION = 1
+_META_KEY = b"emo.embeddings"
+_BATCH = 64
+
+
+class FrontendError(ValueError):
+    """A front end cannot be used as asked (a missing or unfinished encoder run, one without the
+    stream); the message says what to pass instead."""
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _checkpoint_folder(cfg: TrainConfig, stream: str) -> Path:
+    from emo.checkpoint import BEST_FILE, STATE_FILE
+
+    path = Path(cfg.encoder_path(stream)).expanduser()
+    if path.is_file() and path.name in (BEST_FILE, STATE_FILE):
+        path = path.parent  # the folder's file given instead of the folder
+    if not path.is_dir():
+        raise FrontendError(f"--{stream}_encoder {str(path)!r} is not a folder: pass a finished run's --checkpoint_dir")
+    missing = [f for f in (BEST_FILE, STATE_FILE) if not (path / f).is_file()]
+    if missing:
+        raise FrontendError(
+            f"--{stream}_encoder {str(path)!r} holds no {' or '.join(missing)}: not a checkpoint folder of a run "
+            "that finished an epoch (emo.train --checkpoint_dir, or a sweep trial's checkpoint)"
+        )
+    return path
+
+
+def frontend_key(cfg: TrainConfig, stream: str) -> dict:
+    """What identifies `stream`'s front end, without importing torch (a cache hit needs none): its name,
+    and for `own` the encoder's weights (sha256 of best.pt)."""
+    from emo.checkpoint import BEST_FILE
+
+    name = getattr(cfg, f"{stream}_frontend")
+    if name != "own":
+        raise FrontendError(f"{stream} front end {name!r} reads no embeddings")
+    folder = _checkpoint_folder(cfg, stream)
+    return {"frontend": name, "stream": stream, "weights_sha256": _sha256_file(folder / BEST_FILE)}
+
+
+def embeddings_path(fs: FeatureSet, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps({**key, "version": EMBEDDER_VERSION}, sort_keys=True).encode()).hexdigest()
+    return fs.path.parent / "embeddings" / f"{fs.path.stem}-{key['stream']}-{digest[:16]}.arrow"
+
+
+def embed(cfg: TrainConfig, fs: FeatureSet, progress: bool = True) -> FeatureSet:
+    """`fs` with each frozen stream of `cfg` replaced by its front end's embeddings: from their cache,
+    or computed (batched, on the GPU when there is one) and cached first."""
+    changes, frontends = {}, dict(fs.frontends)
+    for stream in cfg.streams:
+        if not cfg.frozen(stream):
+            continue
+        if stream in fs.frontends:  # an encoder fed another's embeddings would compute nonsense
+            raise ValueError(f"the {stream} arrays are embeddings already: embed the features (emo.data.prepare)")
+        key = frontend_key(cfg, stream)
+        path = embeddings_path(fs, key)
+        arr = record = None
+        if path.exists():
+            try:
+                arr, record = _load(path, fs, key)
+            except CacheError as e:
+                print(f"embedding cache {path} is unusable ({e}); rebuilding it", file=sys.stderr)
+        if arr is None:
+            t0 = time.perf_counter()
+            values, record = _compute(cfg, stream, fs, progress)
+            _write(path, fs, key, record, values, time.perf_counter() - t0)
+            arr, record = _load(path, fs, key)
+        changes[stream] = arr
+        # The same weights (the key) in whichever folder they are now: the one this run names, as it
+        # names it (a trial on Ray runs in another working directory: the string is what it compares).
+        folder = str(_checkpoint_folder(cfg, stream).resolve())
+        frontends[stream] = {**record, "encoder": folder, "named": cfg.encoder_path(stream), "path": str(path)}
+    return dataclasses.replace(fs, **changes, frontends=frontends)
+
+
+def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarray, dict]:
+    """Run the frozen encoder over every clip that has `stream`: (N, T', E) float32, and its record."""
+    import torch
+    from tqdm import tqdm
+
+    from emo.checkpoint import BEST_FILE, STATE_FILE, load_checkpoint
+    from emo.models import build_model
+
+    folder = _checkpoint_folder(cfg, stream)
+    state = load_checkpoint(folder / STATE_FILE)
+    saved = state["config"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        enc_cfg = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+    except ValueError as e:
+        raise FrontendError(f"the run in {str(folder)!r} has settings this version cannot build ({e})") from e
+    if stream not in enc_cfg.streams:
+        raise FrontendError(
+            f"the run in {str(folder)!r} trained {enc_cfg.fusion!r}, which has no {stream} encoder: "
+            f"pass a run of {stream!r} or of a fusion method"
+        )
+    if enc_cfg.frozen(stream):
+        raise FrontendError(
+            f"the run in {str(folder)!r} itself read frozen {stream} embeddings: pass the encoder's own run"
+        )
+    if "split" not in state:
+        raise FrontendError(
+            f"the run in {str(folder)!r} does not record which actors it trained on (written by an older "
+            "emo-sweeps): train it again"
+        )
+    model = build_model(enc_cfg)
+    model.load_state_dict(load_checkpoint(folder / BEST_FILE))
+    encoder = getattr(model, stream).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    encoder.to(device)
+    features = getattr(fs, stream)
+    has = fs.has_audio if stream == "audio" else fs.has_video
+    rows = np.flatnonzero(has)
+    out = None
+    bar = tqdm(total=len(rows), desc=f"embedding {stream}", unit="clip", disable=not progress, file=sys.stderr)
+    with torch.inference_mode():
+        for start in range(0, len(rows), _BATCH):
+            idx = rows[start : start + _BATCH]
+            y = encoder(torch.from_numpy(np.asarray(features[idx])).to(device)).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
+            out[idx] = y
+            bar.update(len(idx))
+    bar.close()
+    record = {
+        "frontend": "own",
+        "encoder": str(folder.resolve()),
+        "encoder_fusion": enc_cfg.fusion,
+        "encoder_data_root": enc_cfg.data_root,
+        "train_actors": [int(a) for a in state["split"]["train_actors"]],
+        "best_epoch": int(state["best"]["epoch"]) + 1,
+        "best_val_f1": float(state["best"]["f1"]),
+    }
+    return out, record
+
+
+def _write(path: Path, fs: FeatureSet, key: dict, record: dict, values: np.ndarray, seconds: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            "recording": fs.table.column("recording"),
+            "embedding": pa.FixedShapeTensorArray.from_numpy_ndarray(values),
+        }
+    )
+    meta = {
+        "version": EMBEDDER_VERSION,
+        "key": key,
+        "record": record,
+        "features": fs.path.name,
+        "shape": list(values.shape[1:]),
+        "crc32": zlib.crc32(values),
+        "build_seconds": round(seconds, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+
+    def write_ipc(tmp: str) -> None:
+        with open(tmp, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(len(values), 1))
+
+    stamp_path(path).unlink(missing_ok=True)
+    atomic_write(path, write_ipc)
+    write_stamp(path, stat_key(os.stat(path)))
+
+
+def _load(path: Path, fs: FeatureSet, key: dict) -> tuple[np.ndarray, dict]:
+    """The memory-mapped embeddings of `path` and their record; CacheError unless they are `key`'s, for
+    the rows of `fs`, with the bytes their checksum was computed from."""
+    try:
+        before = os.stat(path)
+        mapped = pa.memory_map(str(path), "r")
+        base = mapped.read_buffer(1).address
+        mapped.seek(0)
+        table = pa.ipc.open_file(mapped).read_all()
+        meta = json.loads(table.schema.metadata[_META_KEY])
+    except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
+        raise CacheError(f"unreadable: {e}") from e
+    if meta.get("version") != EMBEDDER_VERSION or meta.get("key") != key or meta.get("features") != fs.path.name:
+        raise CacheError("written for another front end or feature cache")
+    if "recording" not in table.column_names or not table.column("recording").equals(fs.table.column("recording")):
+        raise CacheError("its rows are not the feature cache's")
+    arr = tensor_column(table, "embedding", tuple(meta["shape"]), np.float32)
+    if arr is None:
+        raise CacheError("no embedding column")
+    skey = stat_key(before)
+    if not is_verified(path, skey):
+        if file_crc32(path, arr.ctypes.data - base, arr.nbytes) != meta["crc32"]:
+            raise CacheError("the embeddings changed on disk (crc32 mismatch)")
+        write_stamp(path, skey)
+    return arr, meta["record"]
+
+
+def features_config(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with every stream end to end: the config whose data holds the features front ends read."""
+    return cfg.replace(audio_frontend="logmel", audio_encoder=None, video_frontend="frames", video_encoder=None)
+
+
+def fold_arrays(cfg: TrainConfig, fs: FeatureSet, folds: int, progress: bool = True) -> dict:
+    """{fold: TrainingArrays} of `fs` (features, not embeddings) for the confirmation folds of `cfg`:
+    each fold's frozen streams through that fold's own encoder (`{split}` in the path)."""
+    return {k: embed(cfg.replace(folds=folds, fold=k), fs, progress).arrays() for k in range(folds)}
+
+
+def check_actors(frontends: dict, cfg: TrainConfig, val_actors, test_actors) -> None:
+    """ValueError when a frozen encoder of `cfg`'s streams trained on an actor this run validates or tests
+    on (its scores would be of voices and faces the encoder has learnt), or when the embeddings handed
+    over are not those of `cfg`'s encoder."""
+    for stream in cfg.streams:
+        if not cfg.frozen(stream):
+            continue
+        rec = frontends.get(stream)
+        if rec is None:
+            raise ValueError(
+                f"{stream}_frontend is {getattr(cfg, f'{stream}_frontend')!r} but the data holds no {stream} embeddings"
+            )
+        if rec["named"] != cfg.encoder_path(stream):
+            raise ValueError(
+                f"the {stream} embeddings were computed by the encoder in {rec['named']!r}, not by this run's "
+                f"{cfg.encoder_path(stream)!r}: load the data with this run's settings"
+            )
+        seen = sorted(set(rec["train_actors"]) & {int(a) for a in (*val_actors, *test_actors)})
+        if seen:
+            raise ValueError(
+                f"the frozen {stream} encoder ({rec['encoder']}) trained on actor(s) {seen}, which this run "
+                "validates or tests on: use an encoder trained with this run's split, one per split: "
+                f"python -m emo.train_encoders, then --{stream}_encoder 'ENCODERS/{stream}-{{split}}'"
+            )
