@@ -27,9 +27,10 @@ def get_space(method: str) -> SearchSpace:
 
 
 def sweep_space(method: str, fixed: dict, size: tuple[str, ...] | list[str] = ()) -> SearchSpace:
-    """What a sweep searches for `method`: its space with the sweep's fixed settings pinned, and for a
-    sweep that minimises a cost, the model-size keys `size` searched (SearchSpace.sized)."""
-    return get_space(method).pin(fixed).sized(size)
+    """What a sweep searches for `method`: its space with the sweep's fixed settings pinned, for a sweep
+    that minimises a cost the model-size keys `size` searched (SearchSpace.sized), and nothing searched
+    that only an encoder a frozen front end replaces would read (SearchSpace.without_frozen)."""
+    return get_space(method).pin(fixed).sized(size).without_frozen()
 
 
 __all__ = ["METHODS", "sweep_space", "SearchSpace", "SearchSpaceError", "get_space", "space", "validate"]

@@ -47,6 +47,11 @@ SIZE: dict[str, Domain] = {
 }
 
 
+# What changes only a stream's own encoder: nothing to search where that stream is read through a frozen
+# front end's embeddings (TrainConfig.audio_frontend / video_frontend).
+ENCODER_KEYS = {"audio": ("freq_mask", "time_mask", "audio_width", "use_resnet_audio"), "video": ("video_width",)}
+
+
 class SearchSpaceError(ValueError):
     """A space that names something TrainConfig does not have, or samples an invalid config."""
 
@@ -79,6 +84,12 @@ class SearchSpace:
             {k: v for k, v in self.fixed.items() if k not in add},
             {**self.base, **{k: self.fixed[k] for k in add if k in self.fixed}},
         )
+
+    def without_frozen(self) -> SearchSpace:
+        """This space less the keys of encoders that a frozen front end replaces (ENCODER_KEYS)."""
+        cfg = TrainConfig(**{**self.fixed, "fusion": self.method})
+        drop = {k for s in cfg.streams if cfg.frozen(s) for k in ENCODER_KEYS[s]}
+        return SearchSpace(self.method, {k: v for k, v in self.params.items() if k not in drop}, self.fixed, self.base)
 
     def pin(self, values: dict[str, Any]) -> SearchSpace:
         """Fix some keys (e.g. `--lr 5e-4` on the command line): they leave the search."""

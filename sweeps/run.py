@@ -274,6 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(data)} clips from {where}; {len(summary['skipped'])} files skipped", flush=True)
     for s in summary["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
+    for stream, rec in data.frontends.items():
+        print(
+            f"{stream}: the frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']}; trials train heads"
+        )
+    if data.frontends:  # a trial would fail on it, and Tune retry it max_failures times: say it once now
+        from emo.train import check_frontends
+
+        try:
+            for m in sweep.methods:
+                check_frontends(cfg.replace(fusion=m), data)
+        except ValueError as e:
+            fail(str(e))
 
     from search_spaces import METHODS
 
@@ -283,7 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     if report:  # a report that cannot run must fail now, not after the sweep
         from sweeps.report.selection import check_report_folds
 
-        check_report_folds(data, args.report_folds, args.report_seeds, demo=cfg.data_root is None)
+        folds, _ = check_report_folds(data, args.report_folds, args.report_seeds, demo=cfg.data_root is None)
+        from emo.data.embeddings import frontend_key
+
+        try:  # each confirmation fold reads its own frozen encoders: they must be there before the sweep
+            for k in range(folds):
+                for stream in (s for s in cfg.streams if cfg.frozen(s)):
+                    frontend_key(cfg.replace(folds=folds, fold=k), stream)
+        except ValueError as e:
+            fail(f"the report's fold {k} has no frozen {stream} encoder: {e}")
 
     import ray
 

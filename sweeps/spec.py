@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from emo.config import DEMO_TRAIN, TrainConfig
@@ -110,10 +111,14 @@ class SweepSpec:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if f["search"] == "nsga2" and len(f["objectives"]) == 1:
             raise SpecError("--search nsga2 is a multi-objective sampler: add a cost, e.g. --objectives f1,params")
+        fixed = {**(DEMO_FIXED if demo else {}), **fixed_flags}
+        for k in ("audio_encoder", "video_encoder"):  # the report may run from another folder
+            if fixed.get(k):
+                fixed[k] = str(Path(fixed[k]).expanduser().absolute())
         return cls(
             name=name or f"{'-'.join(methods) if len(methods) < 4 else 'all'}-{stamp}",
             methods=tuple(methods),
-            fixed={**(DEMO_FIXED if demo else {}), **fixed_flags},
+            fixed=fixed,
             **{k: f.get(k) for k in DEFINING},
             size=tuple(k for k in SIZE_KEYS if k not in fixed_flags) if len(f["objectives"]) > 1 else (),
             storage=storage,

@@ -125,10 +125,14 @@ def make_report(
     best, trials = select(sweeps_)
     if not best:
         fail(f"no trial of {', '.join(run_dirs)} has a validation score (every trial failed?); nothing to report")
-    if data is None:
+    fixed_cfg = TrainConfig(**{k: v for k, v in first.fixed.items() if k in FIELDS})
+    frozen = any(fixed_cfg.frozen(s) for s in ("audio", "video"))
+    if data is None or frozen:
         from emo.data import load_data
+        from emo.data.embeddings import features_config
 
-        data = load_data(TrainConfig(**{k: v for k, v in first.fixed.items() if k in FIELDS}))
+        # Frozen front ends: each fold reads its own encoder's embeddings of these features (below).
+        data = load_data(features_config(fixed_cfg) if frozen else fixed_cfg)
     folds, seeds = check_report_folds(data, folds, seeds, demo=first.demo)
     fronts = front(trials, best)
     jobs = plan(best, sweeps_, folds, seeds, fronts)
@@ -139,7 +143,15 @@ def make_report(
         flush=True,
     )
     out.mkdir(parents=True, exist_ok=True)
-    arrays = data_ref if data_ref is not None else data.arrays() if hasattr(data, "arrays") else data
+    if frozen:
+        from emo.data.embeddings import fold_arrays
+
+        try:
+            arrays = fold_arrays(fixed_cfg, data, folds)
+        except ValueError as e:
+            fail(f"the report's confirmation folds need their own frozen encoders: {e}")
+    else:
+        arrays = data_ref if data_ref is not None else data.arrays() if hasattr(data, "arrays") else data
     results = run_confirmations(jobs, arrays, out, resources)
     rows = [confirm_row(job, res, err, data.labels, best) for job, res, err in results]
     order = {(j["method"], j["variant"], j["fold"], j["seed"]): i for i, j in enumerate(jobs)}
@@ -167,6 +179,16 @@ def make_report(
         # The sweeps chose configurations on these actors' clips: no fold tests on them.
         "selection_actors": list(selection_actors(data.actors)),
         "selection_note": _selection_note(sweeps_),
+        # Streams read through frozen encoders: which, as the sweep named them ({split} unresolved).
+        "frontends": [
+            {
+                "stream": s,
+                "fusion": next(iter(arrays.values())).frontends[s]["encoder_fusion"],
+                "encoder": getattr(fixed_cfg, f"{s}_encoder"),
+            }
+            for s in ("audio", "video")
+            if frozen and fixed_cfg.frozen(s)
+        ],  # fmt: skip
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "seconds": round(time.perf_counter() - t0, 1),  # this invocation (runs read back cost nothing)
         "run_seconds": round(sum(r.get("seconds") or 0 for r in rows), 1),  # every run's own training time

@@ -87,7 +87,8 @@ def _why(e) -> str:
 
 def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> list[tuple[dict, dict | None, str | None]]:
     """Run every job not already finished in OUT/runs, on Ray, `resources` each; one progress line per
-    finished run. `data`: TrainingArrays, or the ObjectRef of ones already in the object store. A run
+    finished run. `data`: TrainingArrays, or the ObjectRef of ones already in the object store, or
+    {fold: either} when each fold reads its own (frozen encoders' embeddings). A run
     that raises (e.g. a diverging loss) is recorded with its error; a worker that dies is retried by
     Ray (max_retries)."""
     import ray
@@ -109,11 +110,17 @@ def run_confirmations(jobs: list[dict], data, out: Path, resources: dict) -> lis
     remote = ray.remote(_confirm).options(
         num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=2, name="confirm"
     )
+
     # One copy in the object store, shared by every run (Ray passes a task the object a top-level
-    # ObjectRef argument names, mapped read-only from the node's shared memory).
-    data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
+    # ObjectRef argument names, mapped read-only from the node's shared memory); one per fold when
+    # each fold reads its own frozen encoders' embeddings.
+    def put(d):
+        return d if isinstance(d, ray.ObjectRef) else ray.put(d)
+
+    refs = {k: put(d) for k, d in data.items()} if isinstance(data, dict) else None
+    data_ref = None if refs else put(data)
     t0 = time.perf_counter()
-    pending = {remote.remote(job["config"], data_ref): job for job in todo}
+    pending = {remote.remote(job["config"], refs[job["fold"]] if refs else data_ref): job for job in todo}
     print(
         f"[report] {len(todo)} confirmation runs ({resources['cpu']:g} CPU, {resources['gpu']:g} GPU each)", flush=True
     )

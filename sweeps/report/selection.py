@@ -38,7 +38,16 @@ def load_sweep(run_dir: str) -> dict:
 
 
 def same_data(sweeps_: list[dict]) -> None:
-    keys = ("data_root", "preset", "num_classes", "video_backbone")
+    keys = (
+        "data_root",
+        "preset",
+        "num_classes",
+        "video_backbone",
+        "audio_frontend",
+        "audio_encoder",
+        "video_frontend",
+        "video_encoder",
+    )
     first = sweeps_[0]["sweep"].fixed
     for s in sweeps_[1:]:
         other = s["sweep"].fixed
