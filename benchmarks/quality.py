@@ -68,7 +68,7 @@ def run_one(job: dict) -> dict:
     cfg = TrainConfig(**job["config"])
     data = load_data(cfg, progress=False)
     t0 = time.perf_counter()
-    res = fit(cfg, data)
+    res = fit(cfg, data, checkpoint_dir=job.get("checkpoint_dir"))
     hist = res["history"]
     val = [h[EPOCH_VAL_F1] for h in hist]
     rec, pred = np.asarray(res["test/recordings"]), np.asarray(res["test/pred"])
@@ -114,7 +114,13 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def plan(ns, overrides: dict) -> list[dict]:
+FROZEN = "/frozen"  # the label of a method trained over frozen encoders: "gated/frozen"
+
+
+def plan(ns, overrides: dict, encoders: Path | None = None) -> list[dict]:
+    """Every run. With `encoders` (a folder), two stages: the audio- and video-only runs save their
+    checkpoints there, and each fusion method trains a head over the frozen encoders of the audio- and
+    video-only runs of its own fold, seed and class count (labelled METHOD/frozen; phase 2)."""
     jobs = []
     for set_name in ns.sets:
         methods = [m for m in ns.methods if set_name == "demo" or m == "audio"]
@@ -125,8 +131,16 @@ def plan(ns, overrides: dict) -> list[dict]:
                     for seed in ns.seeds:
                         cfg = {**base, **overrides, "fusion": method, "num_classes": nc, "folds": ns.folds,
                                "fold": fold, "seed": seed}  # fmt: skip
+                        job = dict(set=set_name, method=method, num_classes=nc, fold=fold, seed=seed, config=cfg)
+                        if encoders is not None and method in ("audio", "video"):
+                            job["checkpoint_dir"] = str(encoders / f"{method}-c{nc}-s{seed}-fold{fold}")
+                        elif encoders is not None:
+                            job["method"], job["phase"] = method + FROZEN, 2
+                            for st in ("audio", "video"):
+                                cfg[f"{st}_frontend"] = "own"
+                                cfg[f"{st}_encoder"] = str(encoders / f"{st}-c{nc}-s{seed}-{{split}}")
                         TrainConfig(**cfg)
-                        jobs.append(dict(set=set_name, method=method, num_classes=nc, fold=fold, seed=seed, config=cfg))
+                        jobs.append(job)
     # Longest first (ResNet18 on real speech, then the methods that read video), so the pool ends together.
     cost = {"speech16k": 0, "demo": 1}
     jobs.sort(key=lambda j: (cost[j["set"]], j["method"] == "audio"))
@@ -135,7 +149,7 @@ def plan(ns, overrides: dict) -> list[dict]:
 
 def table_order(set_name: str, method: str, num_classes: int) -> tuple:
     """Where a (set, method, classes) line goes in a table: by set, 8 classes first, methods in registry order."""
-    return SETS.index(set_name), -num_classes, FUSIONS.index(method)
+    return SETS.index(set_name), -num_classes, method.endswith(FROZEN), FUSIONS.index(method.removesuffix(FROZEN))
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -188,7 +202,8 @@ def goals(summary: list[dict]) -> list[list[str]]:
         rows.append([goal, value, "met" if met else "not met"])
 
     for nc in (8, 4):
-        demo = {m: s for (st, m, c), s in by.items() if st == "demo" and c == nc}
+        # (the goals are the end-to-end methods'; METHOD/frozen rows stand beside them)
+        demo = {m: s for (st, m, c), s in by.items() if st == "demo" and c == nc and not m.endswith(FROZEN)}
         if "gated" in demo:
             add(f"demo {nc} classes: gated >= 0.85", f"{demo['gated']['f1']:.3f}", demo["gated"]["f1"] >= 0.85)
         if demo:
@@ -230,7 +245,15 @@ def compare(before: Path, after: Path) -> None:
     def rows(path: Path) -> dict:
         if not path.is_file():
             raise SystemExit(f"error: --compare: {path} is not a file (per-run rows are in runs/quality/)")
-        return {tuple(r[k] for k in KEY): r for r in pq.read_table(path).to_pylist()}
+        # A head over frozen encoders pairs with the same method trained end to end: "gated/frozen" is
+        # compared as "gated" (a file holding both cannot be paired that way).
+        out = {}
+        for r in pq.read_table(path).to_pylist():
+            key = tuple(r[k].removesuffix(FROZEN) if k == "method" else r[k] for k in KEY)
+            if key in out:
+                raise SystemExit(f"error: --compare: {path} holds {key[1]} both end to end and over frozen encoders")
+            out[key] = r
+        return out
 
     a, b = rows(before), rows(after)
     pairs = sorted(set(a) & set(b))
@@ -289,6 +312,9 @@ def main(argv=None) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a TrainConfig field for every run (a candidate default)")  # fmt: skip
     p.add_argument("--workers", type=int, default=0, help="processes, one torch thread each (default: every core)")
+    p.add_argument("--frozen-encoders", action="store_true",
+                   help="two stages: the fusion methods train heads over the frozen encoders of that fold's "
+                        "audio- and video-only runs (METHOD/frozen rows)")  # fmt: skip
     p.add_argument("--speech-root", type=Path, default=SPEECH16K)
     p.add_argument("--out", type=Path, default=None, help="per-run Parquet (default: runs/quality/STAMP.parquet)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
@@ -310,17 +336,24 @@ def main(argv=None) -> None:
     from emo.data import load_data
     from emo.parallel import one_thread, process_pool, usable_cores
 
-    jobs = plan(ns, overrides)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    encoders = ROOT / "runs" / "quality" / f"encoders-{stamp}" if ns.frozen_encoders else None
+    if encoders is not None and not {"audio", "video"} <= set(ns.methods):
+        raise SystemExit("error: --frozen-encoders trains the audio and video runs first: keep both in --methods")
+    jobs = plan(ns, overrides, encoders)
     for set_name in ns.sets:  # build or check the caches once, before the workers read them
         load_data(TrainConfig(**recipe(set_name, ns.speech_root)), progress=True)
     workers = ns.workers or usable_cores()
     print(f"{len(jobs)} runs on {workers} worker(s)", flush=True)
     rows, t0 = [], time.perf_counter()
-    with process_pool(workers, initializer=one_thread) as pool:
-        futures = [pool.submit(run_one, j) for j in jobs]
-        from concurrent.futures import as_completed
+    from concurrent.futures import as_completed
 
-        for fut in as_completed(futures):
+    def finished(pool):  # phase 1, then phase 2 (heads over the encoders phase 1 saved)
+        for phase in (1, 2):
+            yield from as_completed([pool.submit(run_one, j) for j in jobs if j.get("phase", 1) == phase])
+
+    with process_pool(workers, initializer=one_thread) as pool:
+        for fut in finished(pool):
             r = fut.result()
             rows.append(r)
             el = time.perf_counter() - t0
@@ -332,7 +365,7 @@ def main(argv=None) -> None:
                 flush=True,
             )
     wall = time.perf_counter() - t0
-    out = ns.out or ROOT / "runs" / "quality" / f"{time.strftime('%Y%m%d-%H%M%S')}.parquet"
+    out = ns.out or ROOT / "runs" / "quality" / f"{stamp}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), out)
 
@@ -359,7 +392,14 @@ def main(argv=None) -> None:
         "predictions use fewer than half the classes. Epochs to 90%: the first epoch whose validation "
         f"Macro-F1 reached 90% of the run's best (mean), of the epochs run (mean). Per-run rows: `{shown}`."
     )
+    if encoders is not None:
+        notes += (
+            f" METHOD{FROZEN}: the method's head (and a projection per stream) trained over the frozen encoders "
+            "of the audio- and video-only runs of the same fold, seed and class count, at their best validation "
+            "epoch (`--audio_frontend own --video_frontend own`)."
+        )
     what = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the default recipes"
+    what += " and heads over frozen encoders" if encoders is not None else ""
     report(f"Training quality: {what} ({', '.join(ns.sets)})", body, notes)
 
 

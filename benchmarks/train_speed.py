@@ -112,13 +112,17 @@ def _collate(items, arrays: TrainingArrays) -> TrainingArrays:
     audio, video, rows = zip(*items, strict=True)
     rows = np.asarray(rows)
     rest = [f.name for f in dataclasses.fields(arrays) if f.name not in ("audio", "video")]
-    ids = {name: getattr(arrays, name)[rows] for name in rest}
-    return TrainingArrays(audio=np.stack(audio), video=np.stack(video), **ids)
+    ids = take_rows(TrainingArrays(audio=None, video=None, **{n: getattr(arrays, n) for n in rest}), rows)
+    return dataclasses.replace(ids, audio=np.stack(audio), video=np.stack(video))
 
 
 def take_rows(arrays: TrainingArrays, rows: np.ndarray) -> TrainingArrays:
-    return TrainingArrays(**{f.name: None if getattr(arrays, f.name) is None else getattr(arrays, f.name)[rows]
-                             for f in dataclasses.fields(arrays)})  # fmt: skip
+    """`rows` of every per-clip array (the rest, e.g. `frontends`, as it is)."""
+
+    def take(v):
+        return v[rows] if isinstance(v, np.ndarray) else v
+
+    return TrainingArrays(**{f.name: take(getattr(arrays, f.name)) for f in dataclasses.fields(arrays)})
 
 
 def decoding_epoch_s(cfg: TrainConfig, root, arrays: TrainingArrays, clips: int, workers: int, device) -> float:
