@@ -517,8 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, args = parse_config(argv)
         device = resolve_device(cfg.device)  # before the data: a wrong device fails in a second
-        if cfg.video_weights == "imagenet" and "video" in cfg.streams:
-            build_model(cfg)  # downloads the weights (once) before the data loads: no internet fails fast
+        if cfg.video_weights == "imagenet" and "video" in cfg.streams and not cfg.frozen("video"):
+            from emo.models.encoders import resnet18
+
+            resnet18("imagenet")  # downloads the weights (once) before the data loads: no internet fails fast
         data = load_data(cfg)
         print(
             f"{cfg.fusion}: {len(data)} clips, {cfg.num_classes} classes, split {cfg.split_mode}, device {device}",

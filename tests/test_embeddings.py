@@ -1,7 +1,5 @@
 """Frozen front ends: a finished run's encoder, its embeddings cached once, heads trained over them."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +100,6 @@ def test_frontend_mistakes_are_one_clear_error(tiny_demo, encoders, tmp_path):
     own = dict(audio_frontend="own", audio_encoder="r/audio-{split}")
     assert TrainConfig(fold=2, folds=4, **own).encoder_path("audio") == "r/audio-fold2"
     assert TrainConfig(**own).encoder_path("audio") == "r/audio-actor"
-    out = subprocess.run(
-        [sys.executable, "-m", "emo.train", "--fusion", "audio", "--audio_frontend", "own"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
-        "error: audio_frontend='own' needs --audio_encoder: a run's checkpoint folder"
-    ]
 
 
 def test_each_confirmation_fold_reads_its_own_encoder(tiny_demo, tmp_path, capsys):
@@ -127,3 +118,13 @@ def test_each_confirmation_fold_reads_its_own_encoder(tiny_demo, tmp_path, capsy
     with pytest.raises(SystemExit):
         train_encoders.main(["--out", str(tmp_path), "--folds", "1"])
     assert capsys.readouterr().err.strip() == "error: --folds must be >= 2 (the report's confirmation folds), got 1"
+
+
+def test_a_sweep_over_frozen_encoders_searches_nothing_only_an_encoder_reads():
+    from search_spaces import sweep_space
+
+    own = {"audio_frontend": "own", "audio_encoder": "a", "video_frontend": "own", "video_encoder": "v"}
+    assert {"freq_mask", "time_mask"} <= set(sweep_space("gated", {}).params)
+    frozen = sweep_space("gated", own, size=("embed_dim", "audio_width", "video_width"))
+    assert set(frozen.params) == {"lr", "weight_decay", "dropout", "modality_dropout", "gate_bias", "embed_dim"}
+    assert "freq_mask" in sweep_space("gated", {k: v for k, v in own.items() if k.startswith("video")}).params

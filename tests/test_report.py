@@ -285,24 +285,27 @@ def test_a_finished_run_is_reused_unless_a_setting_that_changes_its_result_diffe
     assert not same_run(saved, {**cfg, "seed": cfg["seed"] + 1})
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["{tmp}"], "is not a sweep folder (no sweep.json)"),
-        (["{tmp}/nope"], "is not a sweep folder"),
-        (["{half}"], "has not finished; finish it with: python -m sweeps.run --resume --name half"),
-        (["{half}", "--folds", "1"], "--folds must be >= 2, got 1"),
-        ([], "the following arguments are required: RUN_DIR"),
-        (["{half}", "--address", "ray://head:10001"], "(Ray Client) is not supported"),
-        (["{garbled}"], "garbled/sweep.json is unreadable (JSONDecodeError"),
-        (["{cut}"], "cut/results.parquet is unreadable (ArrowInvalid"),
-        (["{moved}"], "the sweep's data_root '/nonexistent/RAVDESS' is not a folder here"),
-    ],
-)
-def test_report_cli_errors_are_one_line(tmp_path, args, message):
+REPORT_CLI_ERRORS = [
+    (("{tmp}",), "is not a sweep folder (no sweep.json)"),
+    (("{tmp}/nope",), "is not a sweep folder"),
+    (("{half}",), "has not finished; finish it with: python -m sweeps.run --resume --name half"),
+    (("{half}", "--folds", "1"), "--folds must be >= 2, got 1"),
+    ((), "the following arguments are required: RUN_DIR"),
+    (("{half}", "--address", "ray://head:10001"), "(Ray Client) is not supported"),
+    (("{garbled}",), "garbled/sweep.json is unreadable (JSONDecodeError"),
+    (("{cut}",), "cut/results.parquet is unreadable (ArrowInvalid"),
+    (("{moved}",), "the sweep's data_root '/nonexistent/RAVDESS' is not a folder here"),
+]
+
+
+@pytest.fixture(scope="module")
+def report_cli_errors(tmp_path_factory):
+    """Every bad `python -m sweeps.report` command line at once (each process spends its seconds
+    importing Ray and torch), on folders holding each kind of broken sweep."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    tmp_path = tmp_path_factory.mktemp("report-cli")
     folders = {}
     for name, fixed in (("half", {}), ("garbled", {}), ("cut", {}), ("moved", {"data_root": "/nonexistent/RAVDESS"})):
         folders[name] = tmp_path / name
@@ -315,11 +318,18 @@ def test_report_cli_errors_are_one_line(tmp_path, args, message):
     pq.write_table(pa.table({"method": ["gated"] * 100}), folders["cut"] / "results.parquet")
     whole = (folders["cut"] / "results.parquet").read_bytes()
     (folders["cut"] / "results.parquet").write_bytes(whole[: len(whole) // 2])
-    argv = [a.format(tmp=tmp_path, **folders) for a in args]
-    res = subprocess.run([sys.executable, "-m", "sweeps.report", *argv], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 2
-    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and message in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr
+    pipes = dict(cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = {args: [a.format(tmp=tmp_path, **folders) for a in args] for args, _ in REPORT_CLI_ERRORS}
+    procs = {args: subprocess.Popen([sys.executable, "-m", "sweeps.report", *a], **pipes) for args, a in argv.items()}
+    return {args: (p.communicate(timeout=300)[1], p.returncode) for args, p in procs.items()}
+
+
+@pytest.mark.parametrize("args, message", REPORT_CLI_ERRORS)
+def test_report_cli_errors_are_one_line(report_cli_errors, args, message):
+    err, code = report_cli_errors[args]
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert "Traceback" not in err
 
 
 # ----------------------------------------------------------------------------- the numbers, on known input

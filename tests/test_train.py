@@ -220,6 +220,9 @@ BAD_VALUES = {
     ("--gate_bias", "1.5"): "error: gate_bias is the gate's initial value and must be in (0, 1)",
     ("--data_root", "/no/such/folder"): "error: data root '/no/such/folder' does not exist",
     ("--device", "cuda:0"): "error: device 'cuda:0' asked for, but torch sees no CUDA GPU",
+    ("--audio_frontend", "own", "--fusion", "audio"): (
+        "error: audio_frontend='own' needs --audio_encoder: a run's checkpoint folder"
+    ),
 }
 
 
