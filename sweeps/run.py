@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         try:  # each confirmation fold reads its own frozen encoders: they must be there before the sweep
             for k in range(folds):
                 for stream in (s for s in cfg.streams if cfg.frozen(s)):
-                    frontend_key(cfg.replace(folds=folds, fold=k), stream)
+                    frontend_key(cfg.replace(split_mode="actor", folds=folds, fold=k), stream)
         except ValueError as e:
             fail(f"the report's fold {k} has no frozen {stream} encoder: {e}")
 

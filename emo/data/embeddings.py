@@ -119,7 +119,13 @@ def embed(cfg: TrainConfig, fs: FeatureSet, progress: bool = True) -> FeatureSet
         if arr is None:
             t0 = time.perf_counter()
             values, record = _compute(cfg, stream, fs, progress)
-            _write(path, fs, key, record, values, time.perf_counter() - t0)
+            try:
+                _write(path, fs, key, record, values, time.perf_counter() - t0)
+            except OSError as e:
+                raise FrontendError(
+                    f"cannot write the embedding cache {str(path)!r} ({e.strerror or e}): free space there, or "
+                    "set EMO_CACHE_DIR to another folder"
+                ) from e
             arr, record = _load(path, fs, key)
         changes[stream] = arr
         # The same weights (the key) in whichever folder they are now: the one this run names, as it
@@ -178,6 +184,10 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
             out[idx] = y
             bar.update(len(idx))
     bar.close()
+    if out is None:
+        raise FrontendError(
+            f"no clip of {str(fs.root)!r} has {stream}: there is nothing for the {stream} encoder to read"
+        )
     record = {
         "frontend": "own",
         "encoder": str(folder.resolve()),
@@ -254,7 +264,7 @@ def features_config(cfg: TrainConfig) -> TrainConfig:
 def fold_arrays(cfg: TrainConfig, fs: FeatureSet, folds: int, progress: bool = True) -> dict:
     """{fold: TrainingArrays} of `fs` (features, not embeddings) for the confirmation folds of `cfg`:
     each fold's frozen streams through that fold's own encoder (`{split}` in the path)."""
-    return {k: embed(cfg.replace(folds=folds, fold=k), fs, progress).arrays() for k in range(folds)}
+    return {k: embed(cfg.replace(split_mode="actor", folds=folds, fold=k), fs, progress).arrays() for k in range(folds)}
 
 
 def check_actors(frontends: dict, cfg: TrainConfig, val_actors, test_actors) -> None:
