@@ -6,6 +6,7 @@
     uv run python -m benchmarks.quality --sets demo --set lr=3e-3 --set freq_mask=10   # a candidate default
     uv run python -m benchmarks.quality --compare runs/quality/BEFORE.parquet runs/quality/AFTER.parquet
     uv run python -m benchmarks.quality --sets demo --frozen-encoders     # fusion heads over frozen encoders
+    uv run python -m benchmarks.quality --sets demo --frozen-encoders --set video_gray=false   # as emo.train_encoders
 
 Two sets: `demo` (the built-in synthetic set, every registered method) and `speech16k` (the real
 RAVDESS audio-only speech of actors 01-18 in ../shared/ravdess/speech16k, audio-only ResNet18). Each
