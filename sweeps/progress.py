@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 from ray.tune import Callback
 
@@ -69,14 +71,31 @@ class Progress(Callback):
         print(f"{self._head(trial)} failed: {trial.error_file or 'see the trial folder'}", flush=True)
 
 
+def raised(error_file: str | None) -> str | None:
+    """The exception a trial's own code raised last ("ValueError: ..."), from Tune's error file; None
+    when its worker died instead (a lost node, a crash, the OOM killer), or there is no file. The file
+    holds one block per failure, "Failure # N (occurred at ...)" then the error: for an exception in
+    the trainable Ray's `ray::ImplicitFunc.train() (pid=...)` and the traceback, for a dead worker an
+    actor error ("The actor died ...")."""
+    try:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", Path(error_file).read_text(errors="replace"))
+    except (OSError, TypeError):
+        return None
+    block = [x for x in text.split("Failure # ")[-1].splitlines()[1:] if x.strip()]
+    return block[-1].strip() if block and block[0].lstrip().startswith("ray::") else None
+
+
 def recover_message(trial) -> str:
-    """The trial's worker died (its node was lost or preempted, or it crashed): Tune restarts it
-    from its latest checkpoint, on any node with room. The epoch is the checkpoint's, not the last
-    reported one: with --checkpoint_every N the retry repeats the epochs after it."""
+    """Tune restarts a failed trial from its latest checkpoint, on any node with room: after its worker
+    died (its node was lost or preempted, or it crashed) or its code raised (the error is named: the
+    retry will likely raise it again). The epoch is the checkpoint's, not the last reported one: with
+    --checkpoint_every N the retry repeats the epochs after it."""
     epoch = checkpoint_epoch(trial)
     where = f"its epoch-{epoch} checkpoint" if epoch else "the start (no checkpoint yet)"
+    error = raised(trial.error_file)
+    what = f"raised {error}" if error else "worker lost"
     return (
-        f"worker lost: retrying from {where} "
+        f"{what}: retrying from {where} "
         f"(failure {trial.num_failures} of at most {trial.max_failures}): "
         f"{trial.error_file or 'see the trial folder'}"
     )

@@ -1166,3 +1166,32 @@ def test_a_multi_objective_sweep_reports_costs_and_writes_its_pareto_front(tiny_
     assert {t["variant"] for t in confirmed} <= variants and "best" in variants
     html = (tmp_path / "mo" / "report" / "report.html").read_text()
     assert "Pareto front: validation Macro-F1 against cost" in html and 'alt="front-audio"' in html
+
+
+def test_a_retried_trial_says_whether_its_code_raised_or_its_worker_died(tmp_path):
+    """Tune retries a failed trial either way; the driver's line names the exception when the trial's
+    own code raised it (the retry will likely raise it again), and says `worker lost` otherwise. The
+    error file is written as Tune writes it, from Ray's own exceptions."""
+    import traceback
+    from types import SimpleNamespace
+
+    from ray.exceptions import ActorDiedError, RayTaskError
+
+    from sweeps.progress import recover_message
+
+    try:
+        raise ValueError("the frozen audio encoder trained on actor(s) [3]")
+    except ValueError as e:
+        task_error = RayTaskError(
+            "ImplicitFunc.train", traceback.format_exc(), e, proctitle="ray::ImplicitFunc.train()"
+        )
+    lines = {}
+    for name, exc in (("raised", task_error), ("died", ActorDiedError())):
+        f = tmp_path / f"{name}.txt"
+        f.write_text(f"Failure # 1 (occurred at 2026-12-08_00-35-34)\n{exc}\n")
+        trial = SimpleNamespace(error_file=str(f), num_failures=1, max_failures=3, latest_checkpoint_result=None)
+        lines[name] = recover_message(trial)
+    assert lines["raised"].startswith(
+        "raised ValueError: the frozen audio encoder trained on actor(s) [3]: retrying from the start"
+    ), lines["raised"]
+    assert lines["died"].startswith("worker lost: retrying from the start (no checkpoint yet)"), lines["died"]
