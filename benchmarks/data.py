@@ -135,6 +135,15 @@ def ravdess_size_set(actors: int) -> Path:
     return root
 
 
+def ravdess_size_features(actors: int):
+    """The feature set of the `actors`-actor RAVDESS-size set, writing the set first when it is missing."""
+    root = cache_root() / f"bench-ravdess-size-{actors}"
+    if not root.is_dir():
+        print(f"writing the {actors}-actor RAVDESS-size set into {root} (once)", flush=True)
+        ravdess_size_set(actors)
+    return prepare(root, progress=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--actors", type=int, default=24)

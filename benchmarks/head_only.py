@@ -25,14 +25,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import report, table
-from benchmarks.data import ravdess_size_set
+from benchmarks.data import ravdess_size_features
 from benchmarks.train_speed import cached_epoch_s, take_rows
 from emo.config import FUSIONS, TrainConfig
-from emo.data.cache import prepare
 from emo.data.embeddings import embed
 from emo.models import build_model
 from emo.parallel import usable_cores
-from emo.paths import cache_root
 from emo.train import DeviceData, autocast_dtype, embedding_dims, fit, resolve_device
 
 
@@ -48,11 +46,8 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="auto")
     ns = p.parse_args(argv)
 
-    root = cache_root() / f"bench-ravdess-size-{ns.actors}"
-    if not root.is_dir():
-        print(f"writing the {ns.actors}-actor RAVDESS-size set into {root} (once)", flush=True)
-        ravdess_size_set(ns.actors)
-    fs = prepare(root, progress=True)
+    fs = ravdess_size_features(ns.actors)
+    root = fs.root
     device = resolve_device(ns.device)
     cores = usable_cores()
     torch.set_num_threads(cores)

@@ -33,14 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import report, table
-from benchmarks.data import ravdess_size_set
+from benchmarks.data import ravdess_size_features
 from emo.config import FUSIONS, FeatureConfig, TrainConfig
-from emo.data.cache import TrainingArrays, prepare
+from emo.data.cache import TrainingArrays
 from emo.data.catalog import discover
 from emo.data.features import extract_recording
 from emo.models import build_model
 from emo.parallel import usable_cores
-from emo.paths import cache_root
 from emo.train import DeviceData, autocast_dtype, embedding_dims, resolve_device, train_one_epoch
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, by device name.
@@ -156,11 +155,8 @@ def main(argv=None) -> None:
     p.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, when it is not in the table")
     ns = p.parse_args(argv)
 
-    root = cache_root() / f"bench-ravdess-size-{ns.actors}"
-    if not root.is_dir():
-        print(f"writing the {ns.actors}-actor RAVDESS-size set into {root} (once)", flush=True)
-        ravdess_size_set(ns.actors)
-    fs = prepare(root, progress=True)
+    fs = ravdess_size_features(ns.actors)
+    root = fs.root
     arrays = fs.arrays()
     cached = take_rows(arrays, np.arange(ns.clips) % len(arrays))
     device = resolve_device(ns.device)

@@ -165,8 +165,8 @@ def test_an_unchanged_cache_loads_without_reading_its_features_and_a_missing_sta
     stamp = first.path.with_name(first.path.name + ".verified")
     assert stamp.exists()
     reads: list[int] = []
-    real_crc = cache_mod.file_crc32
-    monkeypatch.setattr(cache_mod, "file_crc32", lambda *a, **k: reads.append(1) or real_crc(*a, **k))
+    real_crc = cache_mod._file_crc32
+    monkeypatch.setattr(cache_mod, "_file_crc32", lambda *a, **k: reads.append(1) or real_crc(*a, **k))
     assert prepare(small_root, CFG, cache_dir=tmp_path / "c", progress=False).from_cache
     assert reads == [], "an unchanged cache with a valid stamp was checksummed again"
     stamp.unlink()  # no stamp (e.g. a cache copied here): verified in full, and stamped for next time

@@ -463,19 +463,61 @@ def write(path: Path, catalog: Catalog, cfg: FeatureConfig, results: list[ClipFe
         "build_seconds": round(build_seconds, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    table = pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+    write_ipc(path, pa.table(cols).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()}))
 
-    def write_ipc(tmp: str) -> None:  # (atomic_write syncs it to disk before the rename)
+
+def write_ipc(path: Path, table: pa.Table) -> None:
+    """`table` as one record batch (a load maps each column as one contiguous array) to a temporary file
+    renamed into place, then its stamp: a crash never leaves a half-written file under the real name.
+    The table's stored crc32s are of the arrays just written: the file as it is now needs no verifying."""
+
+    def write(tmp: str) -> None:  # (atomic_write syncs it to disk before the rename)
         with open(tmp, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
-            writer.write_table(table, max_chunksize=max(n, 1))
+            writer.write_table(table, max_chunksize=max(table.num_rows, 1))
 
     stamp_path(path).unlink(missing_ok=True)
-    atomic_write(path, write_ipc)
-    # The crc32s were computed from the arrays just written: the file as it is now needs no verifying.
-    write_stamp(path, stat_key(os.stat(path)))
+    atomic_write(path, write)
+    _write_stamp(path, _stat_key(os.stat(path)))
 
 
 # ---------------------------------------------------------------------------------------------- load
+
+
+def map_ipc(path: Path, meta_key: bytes) -> tuple[pa.Table, dict, os.stat_result, int]:
+    """Memory-map an Arrow file written by `write_ipc`: its table, the JSON metadata under `meta_key`,
+    the file's stat before mapping and the address byte 0 is mapped at. CacheError when unreadable."""
+    try:
+        before = os.stat(path)
+        # The map stays open for as long as any array views it (Arrow buffers hold a reference).
+        mapped = pa.memory_map(str(path), "r")
+        base = mapped.read_buffer(1).address
+        mapped.seek(0)
+        table = pa.ipc.open_file(mapped).read_all()
+        meta = json.loads(table.schema.metadata[meta_key])
+    except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
+        raise CacheError(f"unreadable: {e}") from e
+    return table, meta, before, base
+
+
+def verify_mapped(path: Path, before: os.stat_result, base: int, checks: dict[str, tuple[np.ndarray, int]]) -> None:
+    """CacheError unless each mapped array of `checks` ({what: (array, its stored crc32)}) still holds
+    the bytes its crc32 was computed from. The bytes are read only when the file may have changed since
+    it was last written or verified (its stamp does not match it), and a file that was not replaced
+    while it was mapped is stamped as verified."""
+    if not checks:  # (a cache written before checksums were stored has none)
+        return
+    key = _stat_key(before)
+    try:
+        same_file = _stat_key(os.stat(path)) == key  # not replaced while it was being mapped
+    except OSError:
+        same_file = False
+    if same_file and _is_verified(path, key):
+        return
+    for what, (arr, want) in checks.items():
+        if _file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
+            raise CacheError(f"the {what} changed on disk (crc32 mismatch)")
+    if same_file:
+        _write_stamp(path, key)  # as it was before the reads: a change during them shows next time
 
 
 def tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> np.ndarray | None:
@@ -492,7 +534,7 @@ def tensor_column(table: pa.Table, name: str, shape: tuple[int, ...], dtype) -> 
     return arr
 
 
-def file_crc32(path: Path, offset: int, size: int, chunk: int = 16 * 2**20) -> int:
+def _file_crc32(path: Path, offset: int, size: int, chunk: int = 16 * 2**20) -> int:
     """crc32 of bytes [offset, offset + size) of the file, read with plain reads: checksumming
     through the memory map would fault in every page of it in this process (1.8 s instead of 0.4 s
     for the 950 MiB RAVDESS-size cache, BENCHMARKS.md), and the loaded arrays stay untouched until
@@ -514,7 +556,7 @@ def stamp_path(path: Path) -> Path:
     return path.with_name(path.name + STAMP_SUFFIX)
 
 
-def stat_key(st: os.stat_result) -> dict:
+def _stat_key(st: os.stat_result) -> dict:
     # Any write through the filesystem changes ctime, which no one can set back (utime sets it too).
     return {
         "size": st.st_size,
@@ -525,7 +567,7 @@ def stat_key(st: os.stat_result) -> dict:
     }
 
 
-def is_verified(path: Path, key: dict) -> bool:
+def _is_verified(path: Path, key: dict) -> bool:
     """Whether `path`'s stamp says it was verified (or written) as `key` describes it now."""
     stamp = stamp_path(path)
     try:
@@ -539,7 +581,7 @@ def is_verified(path: Path, key: dict) -> bool:
     return recorded == key and stamp_ctime > key["ctime_ns"]
 
 
-def write_stamp(path: Path, key: dict) -> None:
+def _write_stamp(path: Path, key: dict) -> None:
     """Record that `path` holds, as `key` describes it, the bytes its stored crc32s were computed from.
     Rewritten until its own ctime is past the cache's (one clock tick, up to 2 s on coarse
     filesystems). Best effort: where it cannot be written, every load verifies in full."""
@@ -561,16 +603,7 @@ def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float 
     written or verified (its stamp, `<cache>.verified`, does not match it); that read of every byte
     is most of a load's time at RAVDESS size (BENCHMARKS.md)."""
     t0 = seconds_since if seconds_since is not None else time.perf_counter()
-    try:
-        before = os.stat(path)
-        # The map stays open for as long as any array views it (Arrow buffers hold a reference).
-        mapped = pa.memory_map(str(path), "r")
-        base = mapped.read_buffer(1).address  # where byte 0 of the file is mapped
-        mapped.seek(0)
-        table = pa.ipc.open_file(mapped).read_all()
-        meta = json.loads(table.schema.metadata[_META_KEY])
-    except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
-        raise CacheError(f"unreadable: {e}") from e
+    table, meta, before, base = map_ipc(path, _META_KEY)
     if meta.get("version") != EXTRACTOR_VERSION or meta.get("config") != cfg.to_dict():
         raise CacheError("written with other feature settings")
     missing = {"recording", *_FIELDS, "has_audio", "has_video", "crop"} - set(table.column_names)
@@ -579,18 +612,11 @@ def load(path: Path, catalog: Catalog, cfg: FeatureConfig, seconds_since: float 
     audio = tensor_column(table, "audio", cfg.audio_shape, np.float32)
     video = tensor_column(table, "video", cfg.video_shape, np.uint8)
     # (a cache written before checksums were stored has none to verify; its schema was checked above)
-    key = stat_key(before)
-    try:
-        same_file = stat_key(os.stat(path)) == key  # not replaced while it was being mapped
-    except OSError:
-        same_file = False
-    if meta.get("crc32") and not (same_file and is_verified(path, key)):
-        for stream, arr in (("audio", audio), ("video", video)):
-            want = meta["crc32"].get(stream)
-            if want is not None and arr is not None and file_crc32(path, arr.ctypes.data - base, arr.nbytes) != want:
-                raise CacheError(f"the {stream} features changed on disk (crc32 mismatch)")
-        if same_file:
-            write_stamp(path, key)  # as it was before the reads: a change during them shows next time
+    crc = meta.get("crc32") or {}
+    checks = {
+        f"{s} features": (a, crc[s]) for s, a in (("audio", audio), ("video", video)) if a is not None and s in crc
+    }
+    verify_mapped(path, before, base, checks)
     return FeatureSet(
         table=table,
         config=cfg,

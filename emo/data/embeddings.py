@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 import zlib
@@ -34,17 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from emo.config import TrainConfig
-from emo.data.cache import (
-    CacheError,
-    FeatureSet,
-    file_crc32,
-    is_verified,
-    stamp_path,
-    stat_key,
-    tensor_column,
-    write_stamp,
-)
-from emo.paths import atomic_write
+from emo.data.cache import CacheError, FeatureSet, map_ipc, tensor_column, verify_mapped, write_ipc
 
 # Bump when the computation changes in a way the cache key does not capture: old files then rebuild.
 EMBEDDER_VERSION = 1
@@ -142,6 +131,7 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
 
     from emo.checkpoint import BEST_FILE, STATE_FILE, load_checkpoint
     from emo.models import build_model
+    from emo.train import resolve_device
 
     folder = _checkpoint_folder(cfg, stream)
     state = load_checkpoint(folder / STATE_FILE)
@@ -168,11 +158,10 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
     model = build_model(enc_cfg)
     model.load_state_dict(load_checkpoint(folder / BEST_FILE))
     encoder = getattr(model, stream).eval()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     encoder.to(device)
     features = getattr(fs, stream)
-    has = fs.has_audio if stream == "audio" else fs.has_video
-    rows = np.flatnonzero(has)
+    rows = np.flatnonzero(getattr(fs, f"has_{stream}"))
     out = None
     bar = tqdm(total=len(rows), desc=f"embedding {stream}", unit="clip", disable=not progress, file=sys.stderr)
     with torch.inference_mode():
@@ -218,29 +207,13 @@ def _write(path: Path, fs: FeatureSet, key: dict, record: dict, values: np.ndarr
         "build_seconds": round(seconds, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-
-    def write_ipc(tmp: str) -> None:
-        with open(tmp, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
-            writer.write_table(table, max_chunksize=max(len(values), 1))
-
-    stamp_path(path).unlink(missing_ok=True)
-    atomic_write(path, write_ipc)
-    write_stamp(path, stat_key(os.stat(path)))
+    write_ipc(path, table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()}))
 
 
 def _load(path: Path, fs: FeatureSet, key: dict) -> tuple[np.ndarray, dict]:
     """The memory-mapped embeddings of `path` and their record; CacheError unless they are `key`'s, for
     the rows of `fs`, with the bytes their checksum was computed from."""
-    try:
-        before = os.stat(path)
-        mapped = pa.memory_map(str(path), "r")
-        base = mapped.read_buffer(1).address
-        mapped.seek(0)
-        table = pa.ipc.open_file(mapped).read_all()
-        meta = json.loads(table.schema.metadata[_META_KEY])
-    except (pa.ArrowInvalid, OSError, KeyError, TypeError, ValueError) as e:
-        raise CacheError(f"unreadable: {e}") from e
+    table, meta, before, base = map_ipc(path, _META_KEY)
     if meta.get("version") != EMBEDDER_VERSION or meta.get("key") != key or meta.get("features") != fs.path.name:
         raise CacheError("written for another front end or feature cache")
     if "recording" not in table.column_names or not table.column("recording").equals(fs.table.column("recording")):
@@ -248,11 +221,7 @@ def _load(path: Path, fs: FeatureSet, key: dict) -> tuple[np.ndarray, dict]:
     arr = tensor_column(table, "embedding", tuple(meta["shape"]), np.float32)
     if arr is None:
         raise CacheError("no embedding column")
-    skey = stat_key(before)
-    if not is_verified(path, skey):
-        if file_crc32(path, arr.ctypes.data - base, arr.nbytes) != meta["crc32"]:
-            raise CacheError("the embeddings changed on disk (crc32 mismatch)")
-        write_stamp(path, skey)
+    verify_mapped(path, before, base, {"embeddings": (arr, meta["crc32"])})
     return arr, meta["record"]
 
 
