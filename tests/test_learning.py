@@ -1,6 +1,7 @@
-"""Learning, not just running: every registered method, at both class counts, trained briefly with the
-demo recipe on a small slice of the demo set, must score well above chance; and a method that fuses two
-streams must use both (its accuracy falls when either stream is swapped between clips).
+"""Learning, not just running: every registered method at 8 classes (and the collapse-prone ones at
+4), trained briefly with the demo recipe on a small slice of the demo set, must score well above
+chance; and a method that fuses two streams must use both (its accuracy falls when either stream is
+swapped between clips).
 
 These are scores, not timings: a regression in the models or the loop (a head that ignores a stream, a
 schedule that never trains, a collapse to one class) fails here. The split is stratified (the test
@@ -38,8 +39,12 @@ def _swapped_accuracy(model, dd, idx, cfg, stream: str) -> float:
         setattr(dd, stream, saved)
 
 
-@pytest.mark.parametrize("num_classes", [8, 4])
-@pytest.mark.parametrize("fusion", FUSIONS)
+# At 4 classes the risk is collapse to the majority class (53% of clips): the gated method, where it
+# happened, and the audio stream, the weaker one there; the other methods share their loop and loss.
+CASES = [(f, 8) for f in FUSIONS] + [("gated", 4), ("audio", 4)]
+
+
+@pytest.mark.parametrize(("fusion", "num_classes"), CASES)
 def test_every_method_learns(learn_demo, tmp_path, fusion, num_classes):
     cfg = TrainConfig(**{**RECIPE, "fusion": fusion, "num_classes": num_classes})
     res = fit(cfg, learn_demo, checkpoint_dir=tmp_path)

@@ -300,8 +300,7 @@ REPORT_CLI_ERRORS = [
 
 @pytest.fixture(scope="module")
 def report_cli_errors(tmp_path_factory):
-    """Every bad `python -m sweeps.report` command line at once (each process spends its seconds
-    importing Ray and torch), on folders holding each kind of broken sweep."""
+    """Folders holding each kind of broken sweep, and the command lines naming them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -318,16 +317,18 @@ def report_cli_errors(tmp_path_factory):
     pq.write_table(pa.table({"method": ["gated"] * 100}), folders["cut"] / "results.parquet")
     whole = (folders["cut"] / "results.parquet").read_bytes()
     (folders["cut"] / "results.parquet").write_bytes(whole[: len(whole) // 2])
-    pipes = dict(cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    argv = {args: [a.format(tmp=tmp_path, **folders) for a in args] for args, _ in REPORT_CLI_ERRORS}
-    procs = {args: subprocess.Popen([sys.executable, "-m", "sweeps.report", *a], **pipes) for args, a in argv.items()}
-    return {args: (p.communicate(timeout=300)[1], p.returncode) for args, p in procs.items()}
+    return {args: [a.format(tmp=tmp_path, **folders) for a in args] for args, _ in REPORT_CLI_ERRORS}
 
 
 @pytest.mark.parametrize("args, message", REPORT_CLI_ERRORS)
-def test_report_cli_errors_are_one_line(report_cli_errors, args, message):
-    err, code = report_cli_errors[args]
-    assert code == 2
+def test_report_cli_errors_are_one_line(report_cli_errors, args, message, capsys):
+    """Through `main` in this process (`python -m sweeps.report` itself runs in test_report_again_reruns_nothing)."""
+    from sweeps.report.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(report_cli_errors[args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert "Traceback" not in err
 

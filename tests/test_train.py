@@ -226,21 +226,18 @@ BAD_VALUES = {
 }
 
 
-@pytest.fixture(scope="module")
-def bad_value_runs():
-    """Every bad command line at once (each process spends its seconds importing torch)."""
-    run = [sys.executable, "-m", "emo.train"]
-    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    procs = {args: subprocess.Popen([*run, *args], **pipes) for args in BAD_VALUES}
-    return {args: (*p.communicate(timeout=300), p.returncode) for args, p in procs.items()}
-
-
 @pytest.mark.parametrize("args", list(BAD_VALUES))
-def test_cli_bad_values_fail_cleanly(args, bad_value_runs):
+def test_cli_bad_values_fail_cleanly(args, capsys):
+    """Through `main` in this process: the entry point itself runs in test_cli_runs_and_writes_results
+    (a process per case spent its seconds importing torch)."""
+    from emo.train import main
+
     if args == ("--device", "cuda:0") and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
-    _, err, code = bad_value_runs[args]
-    assert code == 2 and BAD_VALUES[args] in err, err
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and BAD_VALUES[args] in err, err
     assert err.startswith("error: ") and err.count("\n") == 1, f"not one error line: {err!r}"
     if args[0] == "--fusion":  # the error names every valid choice
         assert re.search(r"choose from .*" + ".*".join(FUSIONS), err), err
