@@ -9,6 +9,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+# Face detectors, in the order they are tried: a clip where none finds a face is centre-cropped. MTCNN's
+# weights ship in facenet-pytorch's wheel; the Haar cascade in OpenCV's.
+FACE_DETECTORS = ("mtcnn", "haar")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -28,7 +32,8 @@ class FeatureConfig:
     # Video
     num_frames: int = 16  # frames sampled evenly over the clip
     frame_size: int = 112  # S x S crops: ResNet18 works well from 112 px, 4x cheaper than 224
-    face_crop: bool = True  # OpenCV Haar face crop; the centre crop is the fallback, recorded per clip
+    face_crop: bool = True  # crop to the face; the centre crop is the fallback, recorded per clip
+    face_detector: Literal["mtcnn", "haar"] = "mtcnn"  # mtcnn, then Haar where it finds no face; haar: Haar only
     face_margin: float = 0.25  # grow the detected box by 25% per side to keep brows, chin and mouth
     min_video_frames: int = 8  # fewer decoded frames than this is a broken or truncated video: skipped
 
@@ -43,6 +48,8 @@ class FeatureConfig:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
         if self.min_video_frames < 1:
             raise ValueError("min_video_frames must be >= 1")
+        if self.face_detector not in FACE_DETECTORS:
+            raise ValueError(f"face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
 
     @property
     def audio_samples(self) -> int:

@@ -84,14 +84,37 @@ def test_speech16k_catalog_has_1080_clips():
 
 @requires_ravdess
 def test_prepare_real_sample_face_crops(tmp_path):
+    """The real-data preset crops to MTCNN's face box in every original video."""
     cfg = FeatureConfig(num_frames=4)  # the real-data preset, fewer frames to keep the test quick
     fs = prepare(RAVDESS / "sample", cfg, cache_dir=tmp_path, workers=2, progress=False)
     assert len(fs) == 40 and fs.skipped == [] and fs.notes == []
     assert fs.audio.shape == (40, 64, 351) and fs.video.shape == (40, 4, 112, 112, 3)
     av = np.flatnonzero(fs.has_video)
     assert len(av) == 5 and fs.has_audio.all()
-    assert fs.column("crop")[av].tolist() == ["face"] * 5  # the Haar cascade finds every actor-05 face
+    assert fs.column("crop")[av].tolist() == ["mtcnn"] * 5  # MTCNN finds every actor-05 face
     # Audio came from the lossless wav for every recording that has one.
     assert all(f.split("/")[-1].startswith("03-") for f in fs.column("audio_file").tolist())
     # log-mel in dB: a real dynamic range, no NaN
     assert np.isfinite(fs.audio).all() and (fs.audio.max(axis=(1, 2)) - fs.audio.min(axis=(1, 2))).min() > 40
+
+
+@requires_ravdess
+def test_mtcnn_and_the_haar_cascade_find_the_same_faces_and_haar_stands_in_when_mtcnn_misses(monkeypatch):
+    """MTCNN (the default) and the Haar cascade, two independent detectors, put the face in the same
+    place in every original video: box centres within a tenth of the frame's width, sizes within 30%.
+    A clip MTCNN finds no face in falls back to the Haar cascade, and says so."""
+    import emo.data.features as F
+
+    for path in sorted((RAVDESS / "sample").rglob("*.mp4")):
+        frames, _ = decode_video(path, 8)
+        boxes = F.mtcnn_boxes(frames)
+        assert all(b is not None for b in boxes), path.name  # a face in every frame
+        (mx, my, mw, mh), how = F.find_face(frames, "mtcnn")
+        (hx, hy, hw, hh), how_haar = F.find_face(frames, "haar")
+        assert (how, how_haar) == ("mtcnn", "haar")
+        width = frames.shape[2]
+        assert abs((mx + mw / 2) - (hx + hw / 2)) < width / 10 and abs((my + mh / 2) - (hy + hh / 2)) < width / 10
+        assert 0.7 < mw / hw < 1.3, (path.name, (mx, my, mw, mh), (hx, hy, hw, hh))
+    monkeypatch.setattr(F, "mtcnn_boxes", lambda frames: [None] * len(frames))
+    _, how = F.video_features(frames, FeatureConfig(num_frames=8, frame_size=32))
+    assert how == "haar"

@@ -21,7 +21,7 @@ import torchaudio.functional as AF
 from emo.config import FeatureConfig
 from emo.data.decode import DecodeError, decode_audio, decode_video, is_silent
 
-# Faces are searched on a copy this wide: Haar detection cost grows with pixels, and RAVDESS faces
+# Faces are searched on a copy this wide: detection cost grows with pixels, and RAVDESS faces
 # are ~250 px wide at 1280x720, still ~80 px at 320.
 _DETECT_WIDTH = 320
 
@@ -35,7 +35,7 @@ class ClipFeatures:
     video_file: str | None = None
     audio_seconds: float = 0.0  # length of the decoded audio before cropping
     video_frames: int = 0  # frames in the source video
-    crop: str = ""  # "face" | "center" | "" (no video)
+    crop: str = ""  # "mtcnn" | "haar" (the detector that found the face) | "center" | "" (no video)
     # (file, reason) for every source that could not give its stream. The caller lists a file that
     # ended up unused as skipped with these reasons, and a used one (e.g. an mp4 whose video served
     # but whose audio track is silent) as a note.
@@ -95,7 +95,7 @@ def _face_detector() -> cv2.CascadeClassifier:
     return detector
 
 
-def find_face(frames: np.ndarray) -> tuple[int, int, int, int] | None:
+def _haar_face(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     """The largest frontal face (x, y, w, h) in the middle, first-quarter or third-quarter frame."""
     t = len(frames)
     for i in dict.fromkeys((t // 2, t // 4, (3 * t) // 4)):
@@ -111,6 +111,49 @@ def find_face(frames: np.ndarray) -> tuple[int, int, int, int] | None:
     return None
 
 
+@cache
+def _mtcnn():
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as e:  # a broken install; the Haar cascade still works
+        raise RuntimeError(
+            f"face_detector='mtcnn' needs facenet-pytorch ({e}): run uv sync, or pass --face_detector haar"
+        ) from e
+    # select_largest: the actor, not a face on a poster behind them; thresholds are the package's defaults.
+    return MTCNN(keep_all=False, select_largest=True, device="cpu")
+
+
+def mtcnn_boxes(frames: np.ndarray) -> list[tuple[float, float, float, float] | None]:
+    """MTCNN's face box (x, y, w, h) in every frame (None where it finds none), detected on copies
+    `_DETECT_WIDTH` wide in one batch: RAVDESS faces stay ~80 px there, above MTCNN's 20 px minimum."""
+    h, w = frames.shape[1:3]
+    scale = min(1.0, _DETECT_WIDTH / w)
+    size = (round(w * scale), round(h * scale))
+    small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]) if scale < 1 else frames
+    with torch.inference_mode():
+        boxes, _ = _mtcnn().detect(small)
+    out = []
+    for b in boxes:  # per frame: None, or a (1, 4) array of x1, y1, x2, y2
+        if b is None:
+            out.append(None)
+            continue
+        x1, y1, x2, y2 = (float(v) / scale for v in np.asarray(b, np.float64).reshape(-1, 4)[0])
+        out.append((x1, y1, x2 - x1, y2 - y1))
+    return out
+
+
+def find_face(frames: np.ndarray, detector: str = "haar") -> tuple[tuple[int, int, int, int] | None, str]:
+    """One face box (x, y, w, h) for the clip and the detector that found it ("mtcnn" or "haar"), or
+    (None, "") when none did. MTCNN's box is the median of its per-frame boxes (steady if one frame
+    is missed or off); the Haar cascade looks at up to three frames."""
+    if detector == "mtcnn":
+        found = [b for b in mtcnn_boxes(frames) if b is not None]
+        if found:
+            return tuple(round(v) for v in np.median(np.asarray(found), axis=0)), "mtcnn"
+    face = _haar_face(frames)
+    return (face, "haar") if face is not None else (None, "")
+
+
 def square_box(box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, ...]:
     """Grow `box` by `margin` per side, make it square and keep it inside the frame: (x0, y0, side)."""
     x, y, w, h = box
@@ -122,15 +165,15 @@ def square_box(box: tuple[int, int, int, int], margin: float, width: int, height
 
 
 def video_features(frames: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, str]:
-    """(T, H, W, 3) RGB frames -> (T, S, S, 3) crops and how they were cropped ("face" or "center").
+    """(T, H, W, 3) RGB frames -> (T, S, S, 3) crops and how they were cropped: the detector that found
+    the face ("mtcnn", "haar") or "center".
 
     One box for the whole clip (RAVDESS actors sit still): a per-frame box would jitter.
     """
     t, h, w, _ = frames.shape
-    face = find_face(frames) if cfg.face_crop else None
+    face, how = find_face(frames, cfg.face_detector) if cfg.face_crop else (None, "")
     if face is not None:
         x0, y0, side = square_box(face, cfg.face_margin, w, h)
-        how = "face"
     else:
         side = min(h, w)
         x0, y0 = (w - side) // 2, (h - side) // 2
