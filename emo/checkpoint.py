@@ -79,11 +79,12 @@ def load_checkpoint(path: Path) -> dict:
 
 def save_checkpoint(
     ckpt: Path, cfg: TrainConfig, model, optimizer, scheduler, ema, progress: Progress, write_best: bool,
-    train_actors: list[int] | None = None,
+    train_actors: list[int] | None = None, features: dict | None = None,
 ) -> None:  # fmt: skip
     """After an epoch: `progress.best_state` to best.pt when `write_best` (the best epoch changed since
-    the last save), then everything a resume needs to state.pt, and the actors the run trains on (a
-    head over this run's frozen encoder must not be validated or tested on them)."""
+    the last save), then everything a resume needs to state.pt, the actors the run trains on (a head
+    over this run's frozen encoder must not be validated or tested on them) and the FeatureConfig of its
+    data (a head must feed the encoder the same features)."""
     if write_best and progress.best_state is not None:
         _atomic_save(progress.best_state, ckpt / BEST_FILE)
     state = {
@@ -98,6 +99,7 @@ def save_checkpoint(
         "config": cfg.to_dict(),
         "wandb_id": progress.wandb_id,
         "split": {"train_actors": list(train_actors or [])},
+        "features": dict(features or {}),
     }
     _atomic_save(state, ckpt / STATE_FILE)
 
@@ -113,6 +115,7 @@ def restore(ckpt: Path, cfg: TrainConfig, device: torch.device, model, optimizer
     state = load_checkpoint(ckpt / STATE_FILE)
     # A checkpoint from before `precision` existed trained in bf16 on CUDA and in fp32 elsewhere.
     state["config"].setdefault("precision", "auto" if device.type == "cuda" else "fp32")
+    state["config"].setdefault("features", {})  # saved before TrainConfig.features: the preset's
     check_resumable(cfg, state["config"])
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

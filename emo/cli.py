@@ -90,6 +90,20 @@ def add_dataclass_flags(
     return added
 
 
+def add_feature_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """A flag per FeatureConfig field (`--n_mels 128`, `--face_detector haar`, ...), in a group of its
+    own: set over the preset's features. Returns the field names added."""
+    from emo.config import FeatureConfig
+
+    return add_dataclass_flags(parser.add_argument_group("feature settings (override the preset)"), FeatureConfig)
+
+
+def given_features(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    """{"features": {...}} with the feature flags passed (TrainConfig.features), or {} when none was."""
+    features = given(args, names)
+    return {"features": features} if features else {}
+
+
 def given(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
     """The subset of `names` the user actually passed on the command line."""
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}

@@ -115,6 +115,9 @@ class TrainConfig:
     # Data
     data_root: str | None = None  # RAVDESS folder; None = the built-in synthetic demo set
     preset: Literal["auto", "ravdess", "demo"] = "auto"  # feature settings; auto: demo for the demo set
+    # FeatureConfig fields set over the preset's ({"n_mels": 128}; the flags --n_mels 128 ...): another
+    # feature cache, and a value recorded with the run like every other knob.
+    features: dict = dataclasses.field(default_factory=dict)
     num_classes: Literal[4, 8] = 8  # 8 RAVDESS emotions, or the guide's 4 groups
     split_mode: Literal["actor", "stratified"] = "actor"  # actor-independent is the honest protocol
     folds: int = 0  # k-fold over actors (the report's confirmation runs); 0: the single actor split
@@ -180,6 +183,9 @@ class TrainConfig:
         _check_choice(self, "num_classes", (4, 8))
         _check_choice(self, "split_mode", ("actor", "stratified"))
         _check_choice(self, "preset", ("auto", "ravdess", "demo"))
+        if not isinstance(self.features, dict):
+            raise ValueError(f"features must be a dict of FeatureConfig fields, got {self.features!r}")
+        self.feature_config()  # an unknown field or a bad value fails here, not when the data loads
         _check_choice(self, "video_weights", ("none", "imagenet"))
         _check_choice(self, "video_backbone", ("resnet18", "light"))
         _check_choice(self, "video_norm", ("imagenet", "clip", "local"))
@@ -247,6 +253,12 @@ class TrainConfig:
     def frozen(self, stream: str) -> bool:
         """Whether `stream` is read through a frozen front end's cached embeddings (not trained here)."""
         return getattr(self, f"{stream}_frontend") not in (AUDIO_FRONTENDS[0], VIDEO_FRONTENDS[0])
+
+    def feature_config(self) -> FeatureConfig:
+        """The features this run trains on: its preset's (auto: `demo` for the built-in demo set, else
+        `ravdess`) with `features` set over them."""
+        preset = self.preset if self.preset != "auto" else ("demo" if self.data_root is None else "ravdess")
+        return feature_preset(preset).replace(**self.features)
 
     @property
     def split_name(self) -> str:

@@ -301,6 +301,13 @@ def model_costs(cfg: TrainConfig, data, which: tuple[str, ...] | list[str]) -> d
     return out
 
 
+def feature_settings(data) -> dict:
+    """The FeatureConfig (as a dict) `data` was made with: a FeatureSet's, or TrainingArrays' record of
+    it; {} for data that does not say."""
+    config = getattr(data, "config", None)
+    return config.to_dict() if config is not None else dict(getattr(data, "features", None) or {})
+
+
 def fit(
     cfg: TrainConfig,
     data,
@@ -358,7 +365,7 @@ def fit(
             if saved:
                 save_checkpoint(
                     ckpt, cfg, model, optimizer, scheduler, ema, progress, write_best=best_unsaved,
-                    train_actors=train_actors,
+                    train_actors=train_actors, features=feature_settings(data),
                 )  # fmt: skip
                 best_unsaved = False
             if run is not None:
@@ -493,7 +500,7 @@ def _print_epoch(metrics: dict, _ckpt) -> None:
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    from emo.cli import Parser, add_dataclass_flags, add_flag, given
+    from emo.cli import Parser, add_dataclass_flags, add_feature_flags, add_flag, given, given_features
 
     parser = Parser(
         prog="python -m emo.train",
@@ -503,8 +510,9 @@ def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.N
     fields = add_dataclass_flags(parser, TrainConfig)
     add_flag(parser, "checkpoint_dir", help="save state here every epoch; resume if it holds a checkpoint")
     add_flag(parser, "results", help="write the final metrics to this JSON file")
+    feature_fields = add_feature_flags(parser)
     args = parser.parse_args(argv)
-    flags = given(args, fields)
+    flags = {**given(args, fields), **given_features(args, feature_fields)}
     if flags.get("data_root") is None:  # the built-in demo set: its recipe, under the flags given
         flags = {**DEMO_TRAIN, **flags}
     return TrainConfig(**flags), args
@@ -526,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{cfg.fusion}: {len(data)} clips, {cfg.num_classes} classes, split {cfg.split_mode}, device {device}",
             flush=True,
         )
+        if cfg.features:
+            print("features: the preset's, with " + ", ".join(f"{k}={v}" for k, v in cfg.features.items()))
         for stream, rec in data.frontends.items():
             print(
                 f"{stream}: frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']} (best epoch "

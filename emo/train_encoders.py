@@ -49,7 +49,7 @@ def run_one(cfg: TrainConfig, folder: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
+    from emo.cli import Parser, add_dataclass_flags, add_feature_flags, add_flag, fail, given, given_features
 
     p = Parser(prog="python -m emo.train_encoders", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     add_flag(p, "workers", type=int, default=0, help="processes, one torch thread each (default: every usable core)")
     g = p.add_argument_group("TrainConfig (every run)")
     fields = add_dataclass_flags(g, TrainConfig, skip=_OWN)
+    feature_fields = add_feature_flags(p)  # the heads' sweep must pass the same ones
     args = p.parse_args(argv)
-    flags = given(args, fields)
+    flags = {**given(args, fields), **given_features(args, feature_fields)}
     if flags.get("data_root") is None:
         flags = {**DEMO_ENCODERS, **flags}
     if args.folds < 2:

@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 import sweeps  # noqa: F401  (sets Ray's environment defaults before ray is imported)
-from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
+from emo.cli import Parser, add_dataclass_flags, add_feature_flags, add_flag, fail, given, given_features
 from emo.config import TrainConfig
 from sweeps import cluster, store
 from sweeps.spec import DATA_BUDGET, DEFAULTS, DEFINING, DEMO_BUDGET, SpecError, SweepSpec
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
+def build_parser() -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+    """The parser, the TrainConfig fields it has flags for, and the FeatureConfig ones."""
     from search_spaces import METHODS
 
     p = Parser(
@@ -90,7 +91,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, list[str]]:
     add_flag(g, "report-seeds", type=int, help="report: seeds per fold (default: 3 on real data, 2 on the demo set)")
     g = p.add_argument_group("TrainConfig (fixed for every trial unless searched)")
     fields = add_dataclass_flags(g, TrainConfig, skip=("fusion", "epochs"))
-    return p, fields
+    return p, fields, add_feature_flags(p)
 
 
 def _read_sweep(storage_path: str, name: str | None) -> SweepSpec:
@@ -110,14 +111,14 @@ def resolve(argv: list[str] | None) -> dict:
     """Parse and check everything before Ray starts: a mistake costs a second, not a cluster start."""
     from search_spaces import METHODS, SearchSpaceError, sweep_space
 
-    parser, fields = build_parser()
+    parser, fields, feature_fields = build_parser()
     args = parser.parse_args(argv)
     cluster.check_address(args.address)
     if args.name is not None:
         check_name(args.name)
     if not cluster.joins_cluster(args.address):
         cluster.check_dashboard_host(args.dashboard_host)
-    base = given(args, fields)
+    base = {**given(args, fields), **given_features(args, feature_fields)}
     flags = {k: getattr(args, k) for k in DEFINING}
     if args.resume:
         saved = _read_sweep(args.storage_path, args.name)
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(data)} clips from {where}; {len(summary['skipped'])} files skipped", flush=True)
     for s in summary["skipped"]:
         print(f"  skipped {s['path']}: {s['reason']}")
+    if cfg.features:
+        print("features: the preset's, with " + ", ".join(f"{k}={v}" for k, v in cfg.features.items()), flush=True)
     for stream, rec in data.frontends.items():
         print(
             f"{stream}: the frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']}; trials train heads"

@@ -1,5 +1,6 @@
 """Frozen front ends: a finished run's encoder, its embeddings cached once, heads trained over them."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,12 @@ def test_frontend_mistakes_are_one_clear_error(tiny_demo, encoders, tmp_path):
         embed(TrainConfig(fusion="audio", audio_frontend="own", audio_encoder=str(encoders / "video")), tiny_demo)
     with pytest.raises(FrontendError, match="holds no best.pt or state.pt"):
         embed(TrainConfig(fusion="audio", audio_frontend="own", audio_encoder=str(tmp_path)), tiny_demo)
+    # Features other than the encoder's (another feature cache: its own file, so no embedding cache hit).
+    other = dataclasses.replace(
+        tiny_demo, config=tiny_demo.config.replace(face_detector="haar"), path=tmp_path / "other.arrow"
+    )
+    with pytest.raises(FrontendError, match=r"trained on other features \(face_detector 'mtcnn', here 'haar'\)"):
+        embed(_frozen(encoders), other)
     own = dict(audio_frontend="own", audio_encoder="r/audio-{split}")
     assert TrainConfig(fold=2, folds=4, **own).encoder_path("audio") == "r/audio-fold2"
     assert TrainConfig(**own).encoder_path("audio") == "r/audio-actor"

@@ -841,6 +841,27 @@ def test_sweep_on_good_and_bad_files_completes_and_lists_every_skip(tmp_path, ca
     assert f"{len(skips)} files skipped" in out
 
 
+def test_feature_flags_reach_the_sweep_spec_and_set_the_trials_features(tiny_root, tmp_path):
+    """sweeps.run takes every FeatureConfig flag: the spec's fixed settings carry them (sweep.json, every
+    trial's config, W&B), the trials' features are the preset's with them over it (what load_data
+    prepares), and a report refuses to mix two sweeps' features."""
+    from emo.config import TrainConfig, feature_preset
+    from sweeps import store
+    from sweeps.report.selection import same_data
+    from sweeps.run import resolve
+
+    argv = ["audio", "--data_root", tiny_root, "--preset", "demo", "--storage-path", str(tmp_path), "--name", "f"]
+    sweep = resolve([*argv, "--n_mels", "24", "--face_detector", "haar"])["sweep"]
+    assert sweep.fixed["features"] == {"n_mels": 24, "face_detector": "haar"}
+    cfg = TrainConfig(**sweep.trial_fixed)
+    assert cfg.feature_config() == feature_preset("demo").replace(n_mels=24, face_detector="haar")
+    store.write_sweep(str(tmp_path), sweep)
+    assert store.read_sweep(str(tmp_path / "f")) == sweep
+    assert "features" not in resolve(argv)["sweep"].fixed
+    with pytest.raises(SystemExit):
+        same_data([{"sweep": sweep, "dir": "a"}, {"sweep": resolve(argv)["sweep"], "dir": "b"}])
+
+
 def test_sweep_spec_round_trips_through_sweep_json_with_the_demo_or_real_data_defaults(tmp_path):
     """One typed spec, one writer and one reader of sweep.json; the demo-set and real-data defaults
     come from the spec alone; a sweep.json this code did not write is one clear error."""

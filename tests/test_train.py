@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emo.config import FUSIONS, TrainConfig
+from emo.config import FUSIONS, TrainConfig, feature_preset
 from emo.data.labels import class_names
 from emo.metric_names import EPOCH_VAL_F1
 from emo.train import fit, parse_config
@@ -223,7 +223,22 @@ BAD_VALUES = {
     ("--audio_frontend", "own", "--fusion", "audio"): (
         "error: audio_frontend='own' needs --audio_encoder: a run's checkpoint folder"
     ),
+    ("--n_mels", "0"): "error: FeatureConfig.n_mels must be > 0, got 0",
 }
+
+
+def test_feature_flags_set_features_over_the_preset():
+    """Every FeatureConfig field is a flag of emo.train too: the run's features are its preset's with
+    the flags over them, recorded in TrainConfig.features (checkpoints, W&B, sweeps)."""
+    cfg, _ = parse_config(["--data_root", "data", "--n_mels", "48", "--face_detector", "haar", "--no-rms_normalize"])
+    assert cfg.features == {"n_mels": 48, "face_detector": "haar", "rms_normalize": False}
+    want = feature_preset("ravdess").replace(n_mels=48, face_detector="haar", rms_normalize=False)
+    assert cfg.feature_config() == want
+    plain, _ = parse_config(["--data_root", "data"])
+    assert plain.features == {} and plain.feature_config() == feature_preset("ravdess")
+    assert parse_config([])[0].feature_config() == feature_preset("demo")  # the demo set's own preset
+    with pytest.raises(ValueError, match="unknown FeatureConfig field"):
+        TrainConfig(features={"mels": 48})
 
 
 @pytest.mark.parametrize("args", list(BAD_VALUES))

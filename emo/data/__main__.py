@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
-from emo.cli import Parser, add_dataclass_flags, add_flag, fail, given
-from emo.config import FEATURE_PRESETS, FeatureConfig, feature_preset
+from emo.cli import Parser, add_feature_flags, add_flag, fail, given
+from emo.config import FEATURE_PRESETS, feature_preset
 from emo.data.cache import FeatureSet, prepare
 from emo.data.catalog import DataRootError
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     add_flag(p, "rebuild", action="store_true", help="extract again even if the cache matches")
     add_flag(p, "quiet", action="store_true", help="no progress bar")
     add_flag(p, "json", action="store_true", help="print the summary as JSON instead")
-    fields = add_dataclass_flags(p.add_argument_group("feature settings (override the preset)"), FeatureConfig)
+    fields = add_feature_flags(p)
     args = parser.parse_args(argv)
 
     try:

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from emo.config import FeatureConfig, TrainConfig, feature_preset
+from emo.config import FeatureConfig, TrainConfig
 from emo.data.catalog import Catalog, DataRootError, Recording, discover
 from emo.data.labels import class_names, labels_of
 from emo.parallel import one_thread, process_pool, usable_cores
@@ -128,6 +128,7 @@ class FeatureSet:
             has_video=self.has_video.astype(bool),
             recordings=self.column("recording").astype(str),
             frontends=self.frontends,
+            features=self.config.to_dict(),
         )
 
     def summary(self) -> dict:
@@ -170,6 +171,7 @@ class TrainingArrays:
     has_video: np.ndarray
     recordings: np.ndarray  # RAVDESS recording ids ("01-01-05-01-01-01-12"), for error analysis
     frontends: dict = field(default_factory=dict)  # as FeatureSet.frontends
+    features: dict = field(default_factory=dict)  # the FeatureConfig they were made with, as a dict
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -278,10 +280,10 @@ def load_data(cfg: TrainConfig, progress: bool = True) -> FeatureSet:
     if cfg.data_root is None:
         from emo.data.synth import demo_root
 
-        root, preset = demo_root(progress=progress), "demo"
+        root = demo_root(progress=progress)
     else:
-        root, preset = cfg.data_root, "ravdess"
-    fs = prepare(root, feature_preset(preset if cfg.preset == "auto" else cfg.preset), progress=progress)
+        root = cfg.data_root
+    fs = prepare(root, cfg.feature_config(), progress=progress)
     if any(cfg.frozen(s) for s in cfg.streams):
         from emo.data.embeddings import embed
 

@@ -150,6 +150,13 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
         raise FrontendError(
             f"the run in {str(folder)!r} itself read frozen {stream} embeddings: pass the encoder's own run"
         )
+    theirs, mine = state.get("features") or {}, fs.config.to_dict()
+    if theirs and theirs != mine:
+        diff = ", ".join(f"{k} {theirs.get(k)!r}, here {v!r}" for k, v in mine.items() if theirs.get(k) != v)
+        raise FrontendError(
+            f"the {stream} encoder in {str(folder)!r} trained on other features ({diff}): pass the feature "
+            "flags (or --preset) it was trained with"
+        )
     if "split" not in state:
         raise FrontendError(
             f"the run in {str(folder)!r} does not record which actors it trained on (written by an older "

@@ -47,13 +47,18 @@ def same_data(sweeps_: list[dict]) -> None:
         "audio_encoder",
         "video_frontend",
         "video_encoder",
+        "features",
     )
+
+    def setting(fixed: dict, key: str):
+        return (fixed.get(key) or {}) if key == "features" else fixed.get(key)  # no features given: {}
+
     first = sweeps_[0]["sweep"].fixed
     for s in sweeps_[1:]:
         other = s["sweep"].fixed
-        diff = [k for k in keys if first.get(k) != other.get(k)]
+        diff = [k for k in keys if setting(first, k) != setting(other, k)]
         if diff:
-            shown = ", ".join(f"{k}: {first.get(k)!r} vs {other.get(k)!r}" for k in diff)
+            shown = ", ".join(f"{k}: {setting(first, k)!r} vs {setting(other, k)!r}" for k in diff)
             fail(f"{sweeps_[0]['dir']} and {s['dir']} ran on different settings ({shown}); report them separately")
 
 
