@@ -98,7 +98,9 @@ FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
 # What each stream's model reads. The first choice trains its encoder end to end on the cached log-mels
 # or frames; `own` is the encoder of a finished run (its best checkpoint), frozen: its embeddings are
 # computed once per clip into a cache of their own (emo.data.embeddings) and a trial trains the head only.
-AUDIO_FRONTENDS = ("logmel", "own")
+AUDIO_FRONTENDS = ("logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus")
+# Pretrained speech encoders among the audio front ends (torchaudio.pipelines; emo.data.embeddings).
+SPEECH_FRONTENDS = AUDIO_FRONTENDS[2:]
 VIDEO_FRONTENDS = ("frames", "own")
 # TrainConfig fields that say how a run is operated (logging, checkpoint cadence), never what it
 # computes: two configurations that differ only here train the same model to the same metrics.
@@ -124,8 +126,11 @@ class TrainConfig:
     fold: int = 0  # with folds: which fold, 0..folds-1; it tests on its own block of actors
     # Model
     fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
-    audio_frontend: Literal["logmel", "own"] = (
-        "logmel"  # logmel: train the audio encoder; own: a finished run's, frozen
+    audio_frontend: Literal["logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus"] = (
+        "logmel"  # logmel: train the audio encoder; own: a finished run's; the others: torchaudio's, frozen
+    )
+    layer_mix: Literal["learnt", "last"] = (
+        "learnt"  # pretrained speech front ends: a learnt softmax mix of every layer (SUPERB), or the last
     )
     video_frontend: Literal["frames", "own"] = (
         "frames"  # frames: train the video encoder; own: a finished run's, frozen
@@ -192,6 +197,7 @@ class TrainConfig:
         _check_choice(self, "precision", ("auto", "fp32", "bf16"))
         _check_choice(self, "audio_frontend", AUDIO_FRONTENDS)
         _check_choice(self, "video_frontend", VIDEO_FRONTENDS)
+        _check_choice(self, "layer_mix", ("learnt", "last"))
         for stream in ("audio", "video"):
             own, path = getattr(self, f"{stream}_frontend") == "own", getattr(self, f"{stream}_encoder")
             if own and not path:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from emo.checkpoint import Progress, restore, save_checkpoint
 from emo.config import DEMO_TRAIN, TrainConfig
 from emo.data.cache import load_data
-from emo.data.embeddings import check_actors
+from emo.data.embeddings import check_actors, describe
 from emo.data.labels import class_names
 from emo.data.splits import make_split
 from emo.metric_names import EPOCH_VAL_F1, OBJECTIVE
@@ -87,9 +87,9 @@ def rows_with_streams(data, cfg: TrainConfig) -> np.ndarray:
     return rows
 
 
-def embedding_dims(cfg: TrainConfig, data) -> dict[str, int]:
-    """The width of each frozen stream's embeddings in `data` (what its projection reads), by stream."""
-    return {s: int(getattr(data, s).shape[-1]) for s in cfg.streams if cfg.frozen(s)}
+def embedding_dims(cfg: TrainConfig, data) -> dict[str, tuple[int, ...]]:
+    """One clip's embedding shape for each frozen stream of `data` (what its projection reads)."""
+    return {s: tuple(int(d) for d in getattr(data, s).shape[1:]) for s in cfg.streams if cfg.frozen(s)}
 
 
 def check_frontends(cfg: TrainConfig, data) -> None:
@@ -538,9 +538,8 @@ def main(argv: list[str] | None = None) -> int:
             print("features: the preset's, with " + ", ".join(f"{k}={v}" for k, v in cfg.features.items()))
         for stream, rec in data.frontends.items():
             print(
-                f"{stream}: frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']} (best epoch "
-                f"{rec['best_epoch']}, val Macro-F1 {rec['best_val_f1']:.3f}), embeddings "
-                f"{'x'.join(map(str, getattr(data, stream).shape[1:]))} per clip, cached in {rec['path']}",
+                f"{stream}: {describe(rec)}; embeddings {'x'.join(map(str, getattr(data, stream).shape[1:]))} "
+                f"per clip, cached in {rec['path']}",
                 flush=True,
             )
         results = fit(cfg, data, report=_print_epoch, checkpoint_dir=args.checkpoint_dir)

@@ -13,6 +13,12 @@ encoders (python -m emo.train_encoders). A head must not be validated or tested 
 trained on: `check_actors` refuses that, and `{split}` in an encoder path gives the sweep's split and
 every confirmation fold their own encoder.
 
+`wav2vec2_base`, `hubert_base`, `wavlm_base_plus` (audio): torchaudio's pretrained speech encoders,
+their weights downloaded once. Each clip's audio window (the stretch its log-mel covers) goes through
+the encoder at 16 kHz, and every transformer layer's output is kept, mean-pooled over SPEECH_SEGMENTS
+stretches: (N, layers, segments, E). The head mixes the layers with learnt softmax weights (the SUPERB
+recipe; `layer_mix`) before its projection. They never saw a RAVDESS actor, so any split may use them.
+
 One Arrow file per (feature cache, stream, front end, encoder weights): the name holds a hash of all
 of them, so another encoder, retrained weights or changed features never reuse another's embeddings.
 Rows are the feature cache's rows (zeros where the clip lacks the stream); like the feature cache it is
@@ -39,6 +45,19 @@ from emo.data.cache import CacheError, FeatureSet, map_ipc, tensor_column, verif
 EMBEDDER_VERSION = 1
 _META_KEY = b"emo.embeddings"
 _BATCH = 64
+# Pretrained speech encoders: the torchaudio.pipelines bundle and the weight file it downloads into
+# torch's hub cache (named here, so that the cache key, and a cache hit, need no torch).
+SPEECH_ENCODERS = {
+    "wav2vec2_base": ("WAV2VEC2_BASE", "wav2vec2_fairseq_base_ls960.pth"),
+    "hubert_base": ("HUBERT_BASE", "hubert_fairseq_base_ls960.pth"),
+    "wavlm_base_plus": ("WAVLM_BASE_PLUS", "wavlm_base_plus.pth"),
+}
+SPEECH_RATE = 16_000  # what all three were trained on
+# Every transformer layer's output, mean-pooled over this many equal stretches of the clip's window: a
+# short sequence per layer, so that the gate and cross-attention still see time (1 would be SUPERB's
+# utterance-level mean).
+SPEECH_SEGMENTS = 8
+_SPEECH_BATCH = 16
 
 
 class FrontendError(ValueError):
@@ -77,6 +96,8 @@ def frontend_key(cfg: TrainConfig, stream: str) -> dict:
     from emo.checkpoint import BEST_FILE
 
     name = getattr(cfg, f"{stream}_frontend")
+    if name in SPEECH_ENCODERS:
+        return {"frontend": name, "stream": stream, "weights": SPEECH_ENCODERS[name][1], "segments": SPEECH_SEGMENTS}
     if name != "own":
         raise FrontendError(f"{stream} front end {name!r} reads no embeddings")
     folder = _checkpoint_folder(cfg, stream)
@@ -117,6 +138,9 @@ def embed(cfg: TrainConfig, fs: FeatureSet, progress: bool = True) -> FeatureSet
                 ) from e
             arr, record = _load(path, fs, key)
         changes[stream] = arr
+        if key["frontend"] != "own":
+            frontends[stream] = {**record, "named": None, "path": str(path)}
+            continue
         # The same weights (the key) in whichever folder they are now: the one this run names, as it
         # names it (a trial on Ray runs in another working directory: the string is what it compares).
         folder = str(_checkpoint_folder(cfg, stream).resolve())
@@ -124,8 +148,101 @@ def embed(cfg: TrainConfig, fs: FeatureSet, progress: bool = True) -> FeatureSet
     return dataclasses.replace(fs, **changes, frontends=frontends)
 
 
+def describe(rec: dict) -> str:
+    """A front end's record (FeatureSet.frontends[stream]) in one phrase, for the terminal and the report."""
+    if rec["frontend"] == "own":
+        return (
+            f"the frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']} (best epoch "
+            f"{rec['best_epoch']}, val Macro-F1 {rec['best_val_f1']:.3f})"
+        )
+    return (
+        f"frozen {rec['frontend']} (torchaudio's {rec['weights']}): {rec['layers']} layers x "
+        f"{rec['segments']} stretches of the clip"
+    )
+
+
+def speech_model(name: str):
+    """torchaudio's pretrained `name` (SPEECH_ENCODERS) in eval mode; its weights are downloaded on first
+    use into torch's hub cache. Without the internet that download fails: one FrontendError line."""
+    import torch
+    import torchaudio
+
+    bundle, file = SPEECH_ENCODERS[name]
+    try:
+        return getattr(torchaudio.pipelines, bundle).get_model()
+    except OSError as e:  # URLError, DNS failure, timeout, refused connection, disk full
+        reason = " ".join(str(e).split())  # one line
+        raise FrontendError(
+            f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
+            f"in {torch.hub.get_dir()}/checkpoints/{file}), or use --audio_frontend logmel"
+        ) from e
+
+
+def segment_means(x, segments: int):
+    """(B, L, T, E) -> (B, L, segments, E): the mean of each of `segments` near-equal stretches of T."""
+    import torch
+
+    if x.shape[2] < segments:
+        raise FrontendError(
+            f"the clips' audio window gives {x.shape[2]} encoder frames, fewer than {segments} stretches: "
+            "raise --audio_seconds"
+        )
+    return torch.stack([part.mean(2) for part in torch.tensor_split(x, segments, dim=2)], 2)
+
+
+def _compute_speech(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarray, dict]:
+    """Every clip's audio window (the stretch its log-mel covers, at 16 kHz) through the pretrained speech
+    encoder: each transformer layer's output, mean-pooled per stretch: (N, layers, segments, E) float32."""
+    import torch
+    from tqdm import tqdm
+
+    from emo.data.decode import DecodeError, decode_audio
+    from emo.data.features import audio_window
+    from emo.train import resolve_device
+
+    model = speech_model(name)
+    device = resolve_device("auto")
+    model.to(device).eval()
+    window = fs.config.replace(sample_rate=SPEECH_RATE)  # the same seconds, at the encoder's rate
+    files = fs.column("audio_file")
+    rows = np.flatnonzero(fs.has_audio)
+    if not len(rows):
+        raise FrontendError(f"no clip of {str(fs.root)!r} has audio: there is nothing for {name} to read")
+    out = None
+    bar = tqdm(total=len(rows), desc=f"embedding audio ({name})", unit="clip", disable=not progress, file=sys.stderr)
+    with torch.inference_mode():
+        for start in range(0, len(rows), _SPEECH_BATCH):
+            idx = rows[start : start + _SPEECH_BATCH]
+            waves = []
+            for i in idx:
+                path = Path(fs.root) / str(files[i])
+                try:
+                    waves.append(audio_window(decode_audio(path, SPEECH_RATE), window))
+                except DecodeError as e:
+                    raise FrontendError(f"{path}: {e} (it decoded when the features were made: moved since?)") from e
+            layers, _ = model.extract_features(torch.stack(waves).to(device))  # one (B, T, E) per layer
+            y = segment_means(torch.stack(layers, 1), SPEECH_SEGMENTS).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
+            out[idx] = y
+            bar.update(len(idx))
+    bar.close()
+    record = {
+        "frontend": name,
+        "weights": SPEECH_ENCODERS[name][1],
+        "layers": int(out.shape[1]),
+        "segments": SPEECH_SEGMENTS,
+        "sample_rate": SPEECH_RATE,
+        "train_actors": [],  # pretrained on LibriSpeech / Libri-Light etc.: no RAVDESS actor
+    }
+    return out, record
+
+
 def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarray, dict]:
-    """Run the frozen encoder over every clip that has `stream`: (N, T', E) float32, and its record."""
+    """Run the frozen encoder over every clip that has `stream`: (N, T', E) float32 for our own encoders,
+    (N, layers, segments, E) for a pretrained speech encoder; and its record."""
+    if getattr(cfg, f"{stream}_frontend") in SPEECH_ENCODERS:
+        return _compute_speech(getattr(cfg, f"{stream}_frontend"), fs, progress)
     import torch
     from tqdm import tqdm
 
@@ -251,9 +368,13 @@ def check_actors(frontends: dict, cfg: TrainConfig, val_actors, test_actors) -> 
         if not cfg.frozen(stream):
             continue
         rec = frontends.get(stream)
+        name = getattr(cfg, f"{stream}_frontend")
         if rec is None:
+            raise ValueError(f"{stream}_frontend is {name!r} but the data holds no {stream} embeddings")
+        if rec["frontend"] != name:
             raise ValueError(
-                f"{stream}_frontend is {getattr(cfg, f'{stream}_frontend')!r} but the data holds no {stream} embeddings"
+                f"the {stream} embeddings are {rec['frontend']!r}'s, not this run's {name!r}: load the data with "
+                "this run's settings"
             )
         if rec["named"] != cfg.encoder_path(stream):
             raise ValueError(

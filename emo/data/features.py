@@ -57,8 +57,10 @@ def _mel(cfg: FeatureConfig) -> torch.nn.Module:
     )
 
 
-def audio_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Mono waveform at `cfg.sample_rate` -> log-mel (n_mels, frames) of exactly `cfg.audio_shape`."""
+def audio_window(wave: np.ndarray, cfg: FeatureConfig) -> torch.Tensor:
+    """Mono waveform at `cfg.sample_rate` -> the window features are made of: (VAD-trimmed,) loudness-
+    normalised, `cfg.audio_seconds` from `cfg.audio_offset_s`, zero-padded: `cfg.audio_samples` float32.
+    The log-mel and the pretrained speech encoders (emo.data.embeddings) read the same stretch."""
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     if cfg.vad_trim:
         x = _vad_trim(x, cfg.sample_rate)
@@ -68,7 +70,12 @@ def audio_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
             x = x * (cfg.target_rms / rms)
     start = round(cfg.audio_offset_s * cfg.sample_rate)
     x = x[start : start + cfg.audio_samples]
-    x = torch.nn.functional.pad(x, (0, cfg.audio_samples - x.numel()))  # zero-pad short clips at the end
+    return torch.nn.functional.pad(x, (0, cfg.audio_samples - x.numel()))  # zero-pad short clips at the end
+
+
+def audio_features(wave: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Mono waveform at `cfg.sample_rate` -> log-mel (n_mels, frames) of exactly `cfg.audio_shape`."""
+    x = audio_window(wave, cfg)
     with torch.no_grad():
         mel = _mel(cfg)(x)  # (n_mels, frames)
     assert tuple(mel.shape) == cfg.audio_shape, (tuple(mel.shape), cfg.audio_shape)

@@ -127,17 +127,37 @@ class AudioEncoder(nn.Module):
 
 
 class EmbeddedStream(nn.Module):
-    """A frozen front end's cached embeddings (B, T', E) -> tokens (B, T', D): LayerNorm, then a linear
-    projection. The front end ran once, when its cache was built (emo.data.embeddings); LayerNorm puts
-    every front end's features on one scale, so one learning rate suits them all."""
+    """A frozen front end's cached embeddings -> tokens (B, T', D): LayerNorm, then a linear projection.
+    The front end ran once, when its cache was built (emo.data.embeddings); LayerNorm puts every front
+    end's features on one scale, so one learning rate suits them all.
 
-    def __init__(self, in_dim: int, dim: int):
+    `shape` is one clip's embeddings: (T', E), or (layers, T', E) for a pretrained speech encoder, whose
+    layers are first mixed into one (T', E): each layer normalised, then summed with softmax weights the
+    head learns (`layer_mix="learnt"`, SUPERB's recipe; they start equal), or the last layer alone."""
+
+    def __init__(self, shape: int | tuple[int, ...], dim: int, layer_mix: str = "learnt"):
         super().__init__()
-        self.norm = nn.LayerNorm(in_dim)
-        self.proj = nn.Linear(in_dim, dim)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.layers = shape[0] if len(shape) == 3 else 0
+        self.layer_mix = layer_mix
+        self.layer_logits = nn.Parameter(torch.zeros(self.layers)) if self.layers and layer_mix == "learnt" else None
+        self.norm = nn.LayerNorm(shape[-1])
+        self.proj = nn.Linear(shape[-1], dim)
+
+    def layer_weights(self) -> torch.Tensor | None:
+        """The weight of each layer in the mix (None without layers)."""
+        if not self.layers:
+            return None
+        if self.layer_logits is None:  # the last layer alone
+            return torch.nn.functional.one_hot(torch.tensor(self.layers - 1), self.layers).float()
+        return self.layer_logits.softmax(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.norm(x.float()))
+        x = x.float()
+        if self.layers:
+            x = F.layer_norm(x, x.shape[-1:])  # layers differ in scale by orders of magnitude
+            x = torch.einsum("l,blte->bte", self.layer_weights().to(x.device), x)
+        return self.proj(self.norm(x))
 
 
 def resnet18(weights: str) -> nn.Module:

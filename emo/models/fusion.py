@@ -54,17 +54,17 @@ class FusionModel(nn.Module):
     method: str
     streams: tuple[str, ...] = ("audio", "video")
 
-    def __init__(self, cfg: TrainConfig, dims: dict[str, int] | None = None):
-        """`dims`: the embedding width of each stream read through a frozen front end (cfg.frozen)."""
+    def __init__(self, cfg: TrainConfig, dims: dict[str, int | tuple[int, ...]] | None = None):
+        """`dims`: one clip's embedding shape (or width) for each stream read through a frozen front end."""
         super().__init__()
         self.cfg = cfg
         d = cfg.embed_dim
         dims = dims or {}
         for stream in self.streams:
             if cfg.frozen(stream) and stream not in dims:
-                raise ValueError(f"the {stream} stream reads frozen embeddings: build_model needs their width")
+                raise ValueError(f"the {stream} stream reads frozen embeddings: build_model needs their shape")
         if "audio" in self.streams and cfg.frozen("audio"):
-            self.audio = EmbeddedStream(dims["audio"], d)
+            self.audio = EmbeddedStream(dims["audio"], d, cfg.layer_mix)
         elif "audio" in self.streams:
             self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d, cfg.audio_width)
         if "video" in self.streams and cfg.frozen("video"):

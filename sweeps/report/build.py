@@ -183,7 +183,8 @@ def make_report(
         "frontends": [
             {
                 "stream": s,
-                "fusion": next(iter(arrays.values())).frontends[s]["encoder_fusion"],
+                "frontend": getattr(fixed_cfg, f"{s}_frontend"),
+                "fusion": next(iter(arrays.values())).frontends[s].get("encoder_fusion"),
                 "encoder": getattr(fixed_cfg, f"{s}_encoder"),
             }
             for s in ("audio", "video")

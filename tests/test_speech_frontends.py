@@ -1,0 +1,143 @@
+"""Pretrained speech encoders as frozen audio front ends (wav2vec2 / HuBERT / WavLM through
+torchaudio.pipelines). No weights can be downloaded here: the download the bundles call (torch.hub's
+load_state_dict_from_url, as torchaudio imports it) is made to hand over a random state dict of the
+bundle's own architecture (or to fail as it does offline), and everything else, `bundle.get_model()`
+included, runs as it does for a user."""
+
+import dataclasses
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from emo.config import SPEECH_FRONTENDS, TrainConfig
+from emo.data import embeddings
+from emo.data.embeddings import SPEECH_ENCODERS, SPEECH_SEGMENTS, FrontendError, embed
+from emo.train import embedding_dims, fit
+
+
+def _random_weights(monkeypatch, name: str, seed: int = 0) -> list[str]:
+    """The bundles' download returns random weights for `name`'s architecture; returns the URLs asked."""
+    from torchaudio.pipelines._wav2vec2 import utils
+
+    bundle = getattr(torchaudio.pipelines, SPEECH_ENCODERS[name][0])
+    torch.manual_seed(seed)
+    state = utils._get_model(bundle._model_type, bundle._params).state_dict()
+    asked = []
+
+    def download(url, *args, **kwargs):
+        asked.append(url)
+        return {k: v.clone() for k, v in state.items()}
+
+    monkeypatch.setattr(utils, "load_state_dict_from_url", download)
+    return asked
+
+
+def test_the_registry_names_torchaudios_bundles_and_their_weight_files():
+    assert tuple(SPEECH_ENCODERS) == SPEECH_FRONTENDS
+    for bundle, file in SPEECH_ENCODERS.values():
+        assert getattr(torchaudio.pipelines, bundle)._path == file
+        assert getattr(torchaudio.pipelines, bundle).sample_rate == embeddings.SPEECH_RATE
+
+
+@pytest.fixture(scope="module")
+def quarter_demo(tiny_demo, tmp_path_factory):
+    """Every 4th clip of the tiny demo set (each actor keeps 15): a 95M-parameter encoder on the CPU
+    costs ~0.1 s a clip. Its own feature-cache path, so its embeddings have their own file."""
+    rows = np.arange(0, len(tiny_demo), 4)
+    return dataclasses.replace(
+        tiny_demo,
+        table=tiny_demo.table.take(rows),
+        audio=tiny_demo.audio[rows],
+        video=tiny_demo.video[rows],
+        path=tmp_path_factory.mktemp("quarter") / "quarter.arrow",
+    )
+
+
+def test_wav2vec2_embeds_every_layer_once_and_a_head_learns_to_mix_them(quarter_demo, monkeypatch):
+    asked = _random_weights(monkeypatch, "wav2vec2_base")
+    cfg = TrainConfig(fusion="gated", audio_frontend="wav2vec2_base", epochs=2, lr=1e-2, embed_dim=32,
+                      video_backbone="light", video_width=8)  # fmt: skip
+    fs = embed(cfg, quarter_demo)
+    assert len(asked) == 1 and asked[0].endswith("wav2vec2_fairseq_base_ls960.pth")
+    # 12 transformer layers x SPEECH_SEGMENTS stretches of the window x 768, for every clip with audio
+    assert fs.audio.shape == (len(quarter_demo), 12, SPEECH_SEGMENTS, 768) and fs.video is quarter_demo.video
+    has = quarter_demo.has_audio.astype(bool)
+    assert np.isfinite(fs.audio).all() and (fs.audio[~has] == 0).all()
+    assert np.abs(fs.audio[has]).mean(axis=(2, 3)).min() > 0  # every layer of every clip holds something
+    rec = fs.frontends["audio"]
+    assert (rec["frontend"], rec["layers"], rec["segments"], rec["train_actors"]) == ("wav2vec2_base", 12, 8, [])
+    # The layers differ (what a mix of them is for), and each stretch is its own mean.
+    clip = fs.audio[np.flatnonzero(has)[0]]
+    assert not np.allclose(clip[0], clip[-1]) and not np.allclose(clip[:, 0], clip[:, -1])
+
+    # Cached: a second run reads the file, and neither downloads nor runs the encoder.
+    monkeypatch.setattr(embeddings, "speech_model", lambda name: pytest.fail("computed again"))
+    again = embed(cfg, quarter_demo)
+    assert np.array_equal(again.audio, fs.audio) and again.frontends["audio"]["path"] == rec["path"]
+
+    res = fit(cfg, fs)
+    assert res["epochs_run"] == 2 and np.isfinite(res["history"][-1]["train/loss"])
+    from emo.models import build_model
+
+    model = build_model(cfg, embedding_dims(cfg, fs))
+    weights = model.audio.layer_weights()
+    assert weights.shape == (12,) and torch.allclose(weights, torch.full((12,), 1 / 12))  # they start equal
+    last = build_model(cfg.replace(layer_mix="last"), embedding_dims(cfg, fs)).audio
+    assert last.layer_logits is None and last.layer_weights().argmax() == 11
+    # Another speech encoder's embeddings are not this run's.
+    with pytest.raises(ValueError, match="embeddings are 'wav2vec2_base''s, not this run's 'hubert_base'"):
+        fit(cfg.replace(audio_frontend="hubert_base"), fs.arrays())
+
+
+def test_a_head_learns_which_layer_carries_the_emotion():
+    """On made-up embeddings where only layer 3 tells the classes apart, the learnt mix moves its weight
+    there: the softmax weights are trained with the head."""
+    from emo.models.encoders import EmbeddedStream
+
+    torch.manual_seed(0)
+    n, layers, t, e = 256, 6, 4, 16
+    y = torch.randint(0, 2, (n,))
+    x = torch.randn(n, layers, t, e)
+    x[:, 3, :, 0] += 3 * (2 * y[:, None] - 1)  # layer 3, channel 0: the label
+    stream = EmbeddedStream((layers, t, e), 8)
+    head = torch.nn.Linear(8, 2)
+    opt = torch.optim.Adam([*stream.parameters(), *head.parameters()], lr=0.05)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(head(stream(x).mean(1)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = stream.layer_weights()
+    assert w.argmax() == 3 and w[3] > 2 / layers, w
+
+
+@pytest.mark.parametrize("name", ["hubert_base", "wavlm_base_plus"])
+def test_hubert_and_wavlm_load_through_their_bundle_and_extract_every_layer(name, monkeypatch):
+    _random_weights(monkeypatch, name)
+    model = embeddings.speech_model(name)
+    assert not model.training
+    with torch.inference_mode():
+        layers, _ = model.extract_features(torch.randn(2, 16_000))
+    pooled = embeddings.segment_means(torch.stack(layers, 1), SPEECH_SEGMENTS)
+    assert pooled.shape == (2, 12, SPEECH_SEGMENTS, 768) and torch.isfinite(pooled).all()
+    with pytest.raises(FrontendError, match="gives 3 encoder frames, fewer than 8 stretches: raise --audio_seconds"):
+        embeddings.segment_means(torch.zeros(1, 12, 3, 4), SPEECH_SEGMENTS)
+
+
+def test_without_internet_a_speech_front_end_is_one_clear_error(tiny_demo, tmp_path, monkeypatch):
+    def no_internet(address, *args, **kwargs):
+        raise ConnectionRefusedError(f"[Errno 111] Connection refused (test: no internet to {address[0]})")
+
+    monkeypatch.setattr(socket, "create_connection", no_internet)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    with pytest.raises(FrontendError) as e:
+        embed(TrainConfig(fusion="audio", audio_frontend="hubert_base"), tiny_demo)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("the hubert_base weights could not be downloaded (")
+    assert "test: no internet" in message and message.endswith("or use --audio_frontend logmel")
+    assert f"{tmp_path / 'torch'}/hub/checkpoints/hubert_fairseq_base_ls960.pth" in message
