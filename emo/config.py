@@ -101,7 +101,9 @@ FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
 AUDIO_FRONTENDS = ("logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus")
 # Pretrained speech encoders among the audio front ends (torchaudio.pipelines; emo.data.embeddings).
 SPEECH_FRONTENDS = AUDIO_FRONTENDS[2:]
-VIDEO_FRONTENDS = ("frames", "own")
+VIDEO_FRONTENDS = ("frames", "own", "resnet18_imagenet", "resnet50_imagenet")
+# Pretrained image encoders among the video front ends, on each face-cropped frame (torchvision).
+IMAGE_FRONTENDS = VIDEO_FRONTENDS[2:]
 # TrainConfig fields that say how a run is operated (logging, checkpoint cadence), never what it
 # computes: two configurations that differ only here train the same model to the same metrics.
 OPERATIONAL_FIELDS = frozenset({"wandb", "wandb_project", "checkpoint_every"})
@@ -132,8 +134,8 @@ class TrainConfig:
     layer_mix: Literal["learnt", "last"] = (
         "learnt"  # pretrained speech front ends: a learnt softmax mix of every layer (SUPERB), or the last
     )
-    video_frontend: Literal["frames", "own"] = (
-        "frames"  # frames: train the video encoder; own: a finished run's, frozen
+    video_frontend: Literal["frames", "own", "resnet18_imagenet", "resnet50_imagenet"] = (
+        "frames"  # frames: train the video encoder; own: a finished run's; the others: torchvision's, frozen
     )
     audio_encoder: str | None = (
         None  # with audio_frontend=own: that run's checkpoint folder ({split}: see emo.train_encoders)

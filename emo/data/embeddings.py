@@ -19,6 +19,9 @@ the encoder at 16 kHz, and every transformer layer's output is kept, mean-pooled
 stretches: (N, layers, segments, E). The head mixes the layers with learnt softmax weights (the SUPERB
 recipe; `layer_mix`) before its projection. They never saw a RAVDESS actor, so any split may use them.
 
+`resnet18_imagenet`, `resnet50_imagenet` (video): torchvision's ImageNet ResNets on every face-cropped
+frame of the feature cache, normalised as they were trained: (N, frames, 512 or 2048).
+
 One Arrow file per (feature cache, stream, front end, encoder weights): the name holds a hash of all
 of them, so another encoder, retrained weights or changed features never reuse another's embeddings.
 Rows are the feature cache's rows (zeros where the clip lacks the stream); like the feature cache it is
@@ -52,6 +55,13 @@ SPEECH_ENCODERS = {
     "hubert_base": ("HUBERT_BASE", "hubert_fairseq_base_ls960.pth"),
     "wavlm_base_plus": ("WAVLM_BASE_PLUS", "wavlm_base_plus.pth"),
 }
+# Pretrained image encoders, on every face-cropped frame: torchvision's model, its ImageNet weights
+# enum and the file they download into torch's hub cache.
+IMAGE_ENCODERS = {
+    "resnet18_imagenet": ("resnet18", "ResNet18_Weights", "IMAGENET1K_V1", "resnet18-f37072fd.pth"),
+    "resnet50_imagenet": ("resnet50", "ResNet50_Weights", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+}
+_IMAGE_BATCH = 8  # clips (x their frames)
 SPEECH_RATE = 16_000  # what all three were trained on
 # Every transformer layer's output, mean-pooled over this many equal stretches of the clip's window: a
 # short sequence per layer, so that the gate and cross-attention still see time (1 would be SUPERB's
@@ -98,6 +108,8 @@ def frontend_key(cfg: TrainConfig, stream: str) -> dict:
     name = getattr(cfg, f"{stream}_frontend")
     if name in SPEECH_ENCODERS:
         return {"frontend": name, "stream": stream, "weights": SPEECH_ENCODERS[name][1], "segments": SPEECH_SEGMENTS}
+    if name in IMAGE_ENCODERS:
+        return {"frontend": name, "stream": stream, "weights": IMAGE_ENCODERS[name][3]}
     if name != "own":
         raise FrontendError(f"{stream} front end {name!r} reads no embeddings")
     folder = _checkpoint_folder(cfg, stream)
@@ -155,6 +167,8 @@ def describe(rec: dict) -> str:
             f"the frozen encoder of the {rec['encoder_fusion']} run in {rec['encoder']} (best epoch "
             f"{rec['best_epoch']}, val Macro-F1 {rec['best_val_f1']:.3f})"
         )
+    if rec["frontend"] in IMAGE_ENCODERS:
+        return f"frozen {rec['frontend']} (torchvision's {rec['weights']}) on every face crop"
     return (
         f"frozen {rec['frontend']} (torchaudio's {rec['weights']}): {rec['layers']} layers x "
         f"{rec['segments']} stretches of the clip"
@@ -176,6 +190,60 @@ def speech_model(name: str):
             f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
             f"in {torch.hub.get_dir()}/checkpoints/{file}), or use --audio_frontend logmel"
         ) from e
+
+
+def image_model(name: str):
+    """torchvision's `name` (IMAGE_ENCODERS) with its ImageNet weights, classifier removed (each frame ->
+    its pooled features), in eval mode; the weights download on first use, and without the internet
+    that is one FrontendError line."""
+    import torch
+    import torchvision
+
+    arch, enum, member, file = IMAGE_ENCODERS[name]
+    try:
+        model = getattr(torchvision.models, arch)(weights=getattr(getattr(torchvision.models, enum), member))
+    except OSError as e:  # URLError, DNS failure, timeout, refused connection, disk full
+        reason = " ".join(str(e).split())  # one line
+        raise FrontendError(
+            f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
+            f"in {torch.hub.get_dir()}/checkpoints/{file}), or use --video_frontend frames"
+        ) from e
+    model.fc = torch.nn.Identity()
+    return model.eval()
+
+
+def _compute_image(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarray, dict]:
+    """Every clip's face-cropped frames through the pretrained image encoder, normalised with ImageNet's
+    statistics as it was trained: (N, frames, E) float32, E = 512 (ResNet18) or 2048 (ResNet50)."""
+    import torch
+    from tqdm import tqdm
+
+    from emo.models.encoders import IMAGENET_MEAN, IMAGENET_STD
+    from emo.train import resolve_device
+
+    model = image_model(name)
+    device = resolve_device("auto")
+    model.to(device)
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    rows = np.flatnonzero(fs.has_video)
+    if not len(rows):
+        raise FrontendError(f"no clip of {str(fs.root)!r} has video: there is nothing for {name} to read")
+    out = None
+    bar = tqdm(total=len(rows), desc=f"embedding video ({name})", unit="clip", disable=not progress, file=sys.stderr)
+    with torch.inference_mode():
+        for start in range(0, len(rows), _IMAGE_BATCH):
+            idx = rows[start : start + _IMAGE_BATCH]
+            frames = torch.from_numpy(np.asarray(fs.video[idx])).to(device)  # (B, T, S, S, 3) uint8
+            b, t = frames.shape[:2]
+            x = frames.flatten(0, 1).permute(0, 3, 1, 2).float().div(255)  # (B*T, 3, S, S)
+            y = model((x - mean) / std).float().view(b, t, -1).cpu().numpy()
+            if out is None:
+                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
+            out[idx] = y
+            bar.update(len(idx))
+    bar.close()
+    return out, {"frontend": name, "weights": IMAGE_ENCODERS[name][3], "train_actors": []}  # ImageNet's pictures
 
 
 def segment_means(x, segments: int):
@@ -243,6 +311,8 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
     (N, layers, segments, E) for a pretrained speech encoder; and its record."""
     if getattr(cfg, f"{stream}_frontend") in SPEECH_ENCODERS:
         return _compute_speech(getattr(cfg, f"{stream}_frontend"), fs, progress)
+    if getattr(cfg, f"{stream}_frontend") in IMAGE_ENCODERS:
+        return _compute_image(getattr(cfg, f"{stream}_frontend"), fs, progress)
     import torch
     from tqdm import tqdm
 

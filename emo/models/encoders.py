@@ -15,8 +15,8 @@ from torch import nn
 from emo.config import FeatureConfig
 
 # torchvision's ImageNet statistics: the ResNet18 weights expect inputs normalised with them.
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # The guide's mask widths (20 mel bins, 40 frames) are sized for the `ravdess` features' 64 x 351 log-mel.
@@ -279,8 +279,8 @@ class VideoEncoder(nn.Module):
             out_dim = cnn.out_dim
         self.proj = nn.Linear(out_dim, dim)
         # (1, 1, 3, 1, 1): broadcast over (B, T, 3, S, S)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 1, 3, 1, 1), persistent=False)
 
     def sample_frames(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
-"""Pretrained speech encoders as frozen audio front ends (wav2vec2 / HuBERT / WavLM through
-torchaudio.pipelines). No weights can be downloaded here: the download the bundles call (torch.hub's
-load_state_dict_from_url, as torchaudio imports it) is made to hand over a random state dict of the
-bundle's own architecture (or to fail as it does offline), and everything else, `bundle.get_model()`
-included, runs as it does for a user."""
+"""Pretrained encoders as frozen front ends: speech (wav2vec2 / HuBERT / WavLM through
+torchaudio.pipelines) and images (torchvision's ImageNet ResNets on the face crops). No weights can be
+downloaded here: the download each library calls (torch.hub's load_state_dict_from_url, as it imports
+it) is made to hand over a random state dict of the model's own architecture (or to fail as it does
+offline), and everything else, `bundle.get_model()` and torchvision's weight loading included, runs as
+it does for a user."""
 
 import dataclasses
 import socket
@@ -12,10 +13,24 @@ import pytest
 import torch
 import torchaudio
 
-from emo.config import SPEECH_FRONTENDS, TrainConfig
+from emo.config import IMAGE_FRONTENDS, SPEECH_FRONTENDS, TrainConfig
 from emo.data import embeddings
-from emo.data.embeddings import SPEECH_ENCODERS, SPEECH_SEGMENTS, FrontendError, embed
+from emo.data.embeddings import IMAGE_ENCODERS, SPEECH_ENCODERS, SPEECH_SEGMENTS, FrontendError, embed
 from emo.train import embedding_dims, fit
+
+
+@pytest.fixture(scope="module")
+def quarter_demo(tiny_demo, tmp_path_factory):
+    """Every 4th clip of the tiny demo set (each actor keeps 15): a 95M-parameter encoder on the CPU
+    costs ~0.1 s a clip. Its own feature-cache path, so its embeddings have their own file."""
+    rows = np.arange(0, len(tiny_demo), 4)
+    return dataclasses.replace(
+        tiny_demo,
+        table=tiny_demo.table.take(rows),
+        audio=tiny_demo.audio[rows],
+        video=tiny_demo.video[rows],
+        path=tmp_path_factory.mktemp("quarter") / "quarter.arrow",
+    )
 
 
 def _random_weights(monkeypatch, name: str, seed: int = 0) -> list[str]:
@@ -35,25 +50,62 @@ def _random_weights(monkeypatch, name: str, seed: int = 0) -> list[str]:
     return asked
 
 
-def test_the_registry_names_torchaudios_bundles_and_their_weight_files():
-    assert tuple(SPEECH_ENCODERS) == SPEECH_FRONTENDS
+def _random_image_weights(monkeypatch, name: str, seed: int = 0):
+    """torchvision's weight download returns random weights for `name`'s architecture; returns the URLs
+    asked and the weights."""
+    import torchvision
+    from torchvision.models import _api
+
+    torch.manual_seed(seed)
+    state = getattr(torchvision.models, IMAGE_ENCODERS[name][0])(weights=None).state_dict()
+    asked = []
+
+    def download(url, *args, **kwargs):
+        asked.append(url)
+        return {k: v.clone() for k, v in state.items()}
+
+    monkeypatch.setattr(_api, "load_state_dict_from_url", download)
+    return asked, state
+
+
+def test_the_registries_name_the_libraries_models_and_their_weight_files():
+    import torchvision
+
+    assert tuple(SPEECH_ENCODERS) == SPEECH_FRONTENDS and tuple(IMAGE_ENCODERS) == IMAGE_FRONTENDS
     for bundle, file in SPEECH_ENCODERS.values():
         assert getattr(torchaudio.pipelines, bundle)._path == file
         assert getattr(torchaudio.pipelines, bundle).sample_rate == embeddings.SPEECH_RATE
+    for arch, enum, member, file in IMAGE_ENCODERS.values():
+        assert callable(getattr(torchvision.models, arch))
+        assert getattr(getattr(torchvision.models, enum), member).url.endswith("/" + file)
 
 
-@pytest.fixture(scope="module")
-def quarter_demo(tiny_demo, tmp_path_factory):
-    """Every 4th clip of the tiny demo set (each actor keeps 15): a 95M-parameter encoder on the CPU
-    costs ~0.1 s a clip. Its own feature-cache path, so its embeddings have their own file."""
-    rows = np.arange(0, len(tiny_demo), 4)
-    return dataclasses.replace(
-        tiny_demo,
-        table=tiny_demo.table.take(rows),
-        audio=tiny_demo.audio[rows],
-        video=tiny_demo.video[rows],
-        path=tmp_path_factory.mktemp("quarter") / "quarter.arrow",
-    )
+def test_resnet18_imagenet_embeds_every_frame_once_as_imagenet_saw_pictures(quarter_demo, monkeypatch):
+    import torchvision
+
+    asked, state = _random_image_weights(monkeypatch, "resnet18_imagenet")
+    cfg = TrainConfig(fusion="gated", video_frontend="resnet18_imagenet", epochs=2, lr=1e-2, embed_dim=32,
+                      audio_width=8)  # fmt: skip
+    fs = embed(cfg, quarter_demo)
+    assert len(asked) == 1 and asked[0].endswith("/resnet18-f37072fd.pth")
+    t = quarter_demo.video.shape[1]
+    assert fs.video.shape == (len(quarter_demo), t, 512) and fs.audio is quarter_demo.audio
+    has = quarter_demo.has_video.astype(bool)
+    assert (fs.video[~has] == 0).all() and np.abs(fs.video[has]).sum(axis=2).min() > 0
+    rec = fs.frontends["video"]
+    assert (rec["frontend"], rec["weights"], rec["train_actors"]) == ("resnet18_imagenet", "resnet18-f37072fd.pth", [])
+    # Each frame's features are the network's, on RGB in [0, 1] normalised with ImageNet's statistics.
+    net = torchvision.models.resnet18()
+    net.load_state_dict(state)
+    net.fc = torch.nn.Identity()
+    i = int(np.flatnonzero(has)[0])
+    x = torch.from_numpy(np.asarray(quarter_demo.video[i])).permute(0, 3, 1, 2).float() / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    with torch.inference_mode():
+        want = net.eval()((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
+    assert np.allclose(fs.video[i], want.numpy(), atol=1e-4)
+    res = fit(cfg, fs)
+    assert res["epochs_run"] == 2 and np.isfinite(res["history"][-1]["train/loss"])
 
 
 def test_wav2vec2_embeds_every_layer_once_and_a_head_learns_to_mix_them(quarter_demo, monkeypatch):
@@ -141,3 +193,8 @@ def test_without_internet_a_speech_front_end_is_one_clear_error(tiny_demo, tmp_p
     assert "\n" not in message and message.startswith("the hubert_base weights could not be downloaded (")
     assert "test: no internet" in message and message.endswith("or use --audio_frontend logmel")
     assert f"{tmp_path / 'torch'}/hub/checkpoints/hubert_fairseq_base_ls960.pth" in message
+    with pytest.raises(FrontendError) as e:
+        embed(TrainConfig(fusion="video", video_frontend="resnet50_imagenet"), tiny_demo)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("the resnet50_imagenet weights could not be downloaded (")
+    assert "test: no internet" in message and message.endswith("or use --video_frontend frames")
