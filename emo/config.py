@@ -22,7 +22,8 @@ class FeatureConfig:
     sample_rate: int = 16_000  # speech models work at 16 kHz; RAVDESS ships 48 kHz
     rms_normalize: bool = True  # equalise loudness across actors and microphones before the log-mel
     target_rms: float = 0.05  # about -26 dBFS: loud speech without clipping
-    vad_trim: bool = False  # trim leading/trailing silence (torchaudio's sox-style VAD); off = fixed window
+    vad_trim: bool = False  # trim leading/trailing silence, then the window starts at the speech; off = fixed window
+    vad_method: Literal["sox", "silero"] = "sox"  # the trim's VAD: torchaudio's sox-style one, or silero-vad's model
     audio_offset_s: float = 0.5  # RAVDESS clips open with ~0.5 s of silence before the statement
     audio_seconds: float = 3.5  # covers the statement in nearly every RAVDESS clip (clips run ~3-4 s)
     n_mels: int = 64  # 64 mel bins: the resolution SpecAugment's 20-bin masks are sized for
@@ -48,6 +49,10 @@ class FeatureConfig:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
         if self.min_video_frames < 1:
             raise ValueError("min_video_frames must be >= 1")
+        if self.vad_method not in ("sox", "silero"):
+            raise ValueError(f"vad_method must be sox or silero, got {self.vad_method!r}")
+        if self.vad_trim and self.vad_method == "silero" and self.sample_rate not in (8_000, 16_000):
+            raise ValueError(f"vad_method='silero' works at 8 or 16 kHz, not sample_rate {self.sample_rate}")
         if self.face_detector not in FACE_DETECTORS:
             raise ValueError(f"face_detector must be one of {', '.join(FACE_DETECTORS)}, got {self.face_detector!r}")
 

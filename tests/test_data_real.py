@@ -118,3 +118,25 @@ def test_mtcnn_and_the_haar_cascade_find_the_same_faces_and_haar_stands_in_when_
     monkeypatch.setattr(F, "mtcnn_boxes", lambda frames: [None] * len(frames))
     _, how = F.video_features(frames, FeatureConfig(num_frames=8, frame_size=32))
     assert how == "haar"
+
+
+@requires_speech16k
+def test_silero_vad_trims_real_speech_and_the_window_starts_at_it():
+    """silero-vad (its model ships in the wheel) finds the statement of a real clip: after the ~1 s of
+    silence RAVDESS clips open with, and the log-mel window then starts there, not at the fixed offset."""
+    import torch
+
+    from emo.data import features as F
+
+    path = next((RAVDESS / "speech16k").rglob("03-01-05-01-01-01-*.wav"))  # angry, "Kids are talking..."
+    wave = decode_audio(path, 16_000)
+    x = torch.from_numpy(wave)
+    speech = F._silero_trim(x, 16_000)
+    start = next(i for i in range(len(x) - len(speech) + 1) if torch.equal(x[i : i + len(speech)], speech))
+    assert 0.5 < start / 16_000 < 1.6 and 0.8 < len(speech) / 16_000 < 3.0, (start, len(speech))
+    cfg = FeatureConfig(vad_trim=True, vad_method="silero", rms_normalize=False, audio_seconds=0.5)
+    window = F.audio_window(wave, cfg)
+    assert torch.equal(window, speech[:8000])  # the window begins where the speech does
+    assert torch.equal(F._silero_trim(torch.zeros(16_000), 16_000), torch.zeros(16_000))  # no speech: whole
+    with pytest.raises(ValueError, match="silero' works at 8 or 16 kHz"):
+        FeatureConfig(vad_trim=True, vad_method="silero", sample_rate=22_050)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # extraction needs torch, torchaudio and OpenCV; a cache hit 
     from emo.data.features import ClipFeatures
 
 # Bump when extraction changes in a way FeatureConfig does not capture: old caches then rebuild.
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2  # 2: after a VAD trim the window starts at the speech (the offset no longer applies)
 _META_KEY = b"emo.features"
 _FIELDS = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
 

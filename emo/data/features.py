@@ -63,12 +63,13 @@ def audio_window(wave: np.ndarray, cfg: FeatureConfig) -> torch.Tensor:
     The log-mel and the pretrained speech encoders (emo.data.embeddings) read the same stretch."""
     x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     if cfg.vad_trim:
-        x = _vad_trim(x, cfg.sample_rate)
+        x = _silero_trim(x, cfg.sample_rate) if cfg.vad_method == "silero" else _vad_trim(x, cfg.sample_rate)
     if cfg.rms_normalize:
         rms = x.pow(2).mean().sqrt()
         if rms > 0:
             x = x * (cfg.target_rms / rms)
-    start = round(cfg.audio_offset_s * cfg.sample_rate)
+    # The offset skips the silence before the statement; a VAD trim has already cut it.
+    start = 0 if cfg.vad_trim else round(cfg.audio_offset_s * cfg.sample_rate)
     x = x[start : start + cfg.audio_samples]
     return torch.nn.functional.pad(x, (0, cfg.audio_samples - x.numel()))  # zero-pad short clips at the end
 
@@ -88,6 +89,22 @@ def _vad_trim(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
     if trimmed.numel() == 0:  # nothing it calls speech (e.g. a pure tone): keep the clip, untrimmed
         return x
     return AF.vad(trimmed.flip(-1), sample_rate).flip(-1)
+
+
+@cache
+def _silero():
+    from silero_vad import load_silero_vad  # its JIT model ships in the wheel
+
+    return load_silero_vad()
+
+
+def _silero_trim(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """From the start of the first stretch silero-vad calls speech to the end of the last (its default
+    threshold and 30 ms padding); a clip it finds no speech in is kept whole."""
+    from silero_vad import get_speech_timestamps
+
+    spans = get_speech_timestamps(x, _silero(), sampling_rate=sample_rate)
+    return x[spans[0]["start"] : spans[-1]["end"]] if spans else x
 
 
 @cache
