@@ -103,9 +103,12 @@ FUSIONS = ("audio", "video", "late", "concat", "gated", "xattn")
 # What each stream's model reads. The first choice trains its encoder end to end on the cached log-mels
 # or frames; `own` is the encoder of a finished run (its best checkpoint), frozen: its embeddings are
 # computed once per clip into a cache of their own (emo.data.embeddings) and a trial trains the head only.
-AUDIO_FRONTENDS = ("logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus")
+AUDIO_FRONTENDS = ("logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus", "egemaps", "egemaps_lld")
 # Pretrained speech encoders among the audio front ends (torchaudio.pipelines; emo.data.embeddings).
-SPEECH_FRONTENDS = AUDIO_FRONTENDS[2:]
+SPEECH_FRONTENDS = AUDIO_FRONTENDS[2:5]
+# openSMILE's eGeMAPSv02 (the optional extra `opensmile`): 88 functionals per clip, or its 25 low-level
+# descriptors over stretches of the clip. Hand-made features of many scales: the head standardises them.
+PARALINGUISTIC_FRONTENDS = AUDIO_FRONTENDS[5:]
 VIDEO_FRONTENDS = ("frames", "own", "resnet18_imagenet", "resnet50_imagenet")
 # Pretrained image encoders among the video front ends, on each face-cropped frame (torchvision).
 IMAGE_FRONTENDS = VIDEO_FRONTENDS[2:]
@@ -113,6 +116,7 @@ IMAGE_FRONTENDS = VIDEO_FRONTENDS[2:]
 # computes: two configurations that differ only here train the same model to the same metrics.
 OPERATIONAL_FIELDS = frozenset({"wandb", "wandb_project", "checkpoint_every"})
 Fusion = Literal["audio", "video", "late", "concat", "gated", "xattn"]
+AudioFrontend = Literal["logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus", "egemaps", "egemaps_lld"]
 
 
 @dataclass(frozen=True)
@@ -133,9 +137,7 @@ class TrainConfig:
     fold: int = 0  # with folds: which fold, 0..folds-1; it tests on its own block of actors
     # Model
     fusion: Fusion = "gated"  # the method under study; video-only is the baseline to beat
-    audio_frontend: Literal["logmel", "own", "wav2vec2_base", "hubert_base", "wavlm_base_plus"] = (
-        "logmel"  # logmel: train the audio encoder; own: a finished run's; the others: torchaudio's, frozen
-    )
+    audio_frontend: AudioFrontend = "logmel"  # logmel: train the encoder; the others: frozen (own, SSL, eGeMAPS)
     layer_mix: Literal["learnt", "last"] = (
         "learnt"  # pretrained speech front ends: a learnt softmax mix of every layer (SUPERB), or the last
     )

@@ -198,3 +198,36 @@ def test_without_internet_a_speech_front_end_is_one_clear_error(tiny_demo, tmp_p
     message = str(e.value)
     assert "\n" not in message and message.startswith("the resnet50_imagenet weights could not be downloaded (")
     assert "test: no internet" in message and message.endswith("or use --video_frontend frames")
+
+
+def test_egemaps_functionals_and_descriptors_per_clip_and_a_head_that_standardises_them(quarter_demo):
+    pytest.importorskip("opensmile", reason="the optional extra: uv sync --extra opensmile")
+    cfg = TrainConfig(fusion="audio", audio_frontend="egemaps", epochs=2, lr=1e-2, embed_dim=32)
+    fs = embed(cfg, quarter_demo)
+    has = quarter_demo.has_audio.astype(bool)
+    assert fs.audio.shape == (len(quarter_demo), 1, 88) and (fs.audio[~has] == 0).all()
+    assert np.isfinite(fs.audio).all() and (fs.audio[has].std(axis=0) > 0).sum() > 80  # they vary by clip
+    rec = fs.frontends["audio"]
+    assert (rec["feature_set"], rec["segments"], rec["train_actors"]) == ("eGeMAPSv02", 1, [])
+    lld = embed(cfg.replace(audio_frontend="egemaps_lld"), quarter_demo)
+    assert lld.audio.shape == (len(quarter_demo), SPEECH_SEGMENTS, 25) and lld.frontends["audio"]["segments"] == 8
+    res = fit(cfg, fs)
+    assert res["epochs_run"] == 2 and np.isfinite(res["history"][-1]["train/loss"])
+    from emo.models import build_model
+
+    stream = build_model(cfg, embedding_dims(cfg, fs)).audio
+    assert isinstance(stream.norm, torch.nn.BatchNorm1d)  # per feature, over the training clips
+    stream.train()
+    assert torch.isfinite(stream(torch.randn(1, 1, 88))).all()  # a batch of one clip still trains
+
+
+def test_egemaps_without_the_extra_is_one_clear_error(tiny_demo, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opensmile", None)  # `import opensmile` raises ImportError
+    with pytest.raises(FrontendError) as e:
+        embed(TrainConfig(fusion="audio", audio_frontend="egemaps"), tiny_demo)
+    assert str(e.value) == (
+        "--audio_frontend egemaps needs openSMILE, an optional extra: uv sync --extra opensmile "
+        "(audEERING's licence allows research and education only)"
+    )

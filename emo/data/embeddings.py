@@ -19,6 +19,10 @@ the encoder at 16 kHz, and every transformer layer's output is kept, mean-pooled
 stretches: (N, layers, segments, E). The head mixes the layers with learnt softmax weights (the SUPERB
 recipe; `layer_mix`) before its projection. They never saw a RAVDESS actor, so any split may use them.
 
+`egemaps`, `egemaps_lld` (audio; the optional extra `opensmile`, research and education only):
+openSMILE's eGeMAPSv02 of the same window, its 88 functionals (N, 1, 88) or its 25 low-level
+descriptors over SPEECH_SEGMENTS stretches (N, segments, 25); the head standardises them per feature.
+
 `resnet18_imagenet`, `resnet50_imagenet` (video): torchvision's ImageNet ResNets on every face-cropped
 frame of the feature cache, normalised as they were trained: (N, frames, 512 or 2048).
 
@@ -62,6 +66,8 @@ IMAGE_ENCODERS = {
     "resnet50_imagenet": ("resnet50", "ResNet50_Weights", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
 }
 _IMAGE_BATCH = 8  # clips (x their frames)
+# openSMILE's feature level for each paralinguistic front end (eGeMAPSv02, the optional extra).
+PARALINGUISTIC = {"egemaps": "Functionals", "egemaps_lld": "LowLevelDescriptors"}
 SPEECH_RATE = 16_000  # what all three were trained on
 # Every transformer layer's output, mean-pooled over this many equal stretches of the clip's window: a
 # short sequence per layer, so that the gate and cross-attention still see time (1 would be SUPERB's
@@ -110,6 +116,9 @@ def frontend_key(cfg: TrainConfig, stream: str) -> dict:
         return {"frontend": name, "stream": stream, "weights": SPEECH_ENCODERS[name][1], "segments": SPEECH_SEGMENTS}
     if name in IMAGE_ENCODERS:
         return {"frontend": name, "stream": stream, "weights": IMAGE_ENCODERS[name][3]}
+    if name in PARALINGUISTIC:
+        segments = SPEECH_SEGMENTS if PARALINGUISTIC[name] == "LowLevelDescriptors" else 1
+        return {"frontend": name, "stream": stream, "feature_set": "eGeMAPSv02", "segments": segments}
     if name != "own":
         raise FrontendError(f"{stream} front end {name!r} reads no embeddings")
     folder = _checkpoint_folder(cfg, stream)
@@ -169,6 +178,9 @@ def describe(rec: dict) -> str:
         )
     if rec["frontend"] in IMAGE_ENCODERS:
         return f"frozen {rec['frontend']} (torchvision's {rec['weights']}) on every face crop"
+    if rec["frontend"] in PARALINGUISTIC:
+        what = "88 functionals" if rec["segments"] == 1 else f"25 low-level descriptors x {rec['segments']} stretches"
+        return f"eGeMAPSv02 {what} (openSMILE {rec['opensmile']})"
     return (
         f"frozen {rec['frontend']} (torchaudio's {rec['weights']}): {rec['layers']} layers x "
         f"{rec['segments']} stretches of the clip"
@@ -246,6 +258,60 @@ def _compute_image(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarra
     return out, {"frontend": name, "weights": IMAGE_ENCODERS[name][3], "train_actors": []}  # ImageNet's pictures
 
 
+def _compute_opensmile(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarray, dict]:
+    """openSMILE's eGeMAPSv02 of every clip's audio window (the stretch its log-mel covers): the 88
+    functionals, (N, 1, 88), or the 25 low-level descriptors (10 ms frames) mean-pooled over
+    SPEECH_SEGMENTS stretches, (N, segments, 25). One clip at a time on the CPU (openSMILE is C++)."""
+    from importlib.metadata import version
+
+    from tqdm import tqdm
+
+    from emo.data.decode import DecodeError, decode_audio
+    from emo.data.features import audio_window
+
+    try:
+        import opensmile
+    except ImportError as e:
+        raise FrontendError(
+            f"--audio_frontend {name} needs openSMILE, an optional extra: uv sync --extra opensmile "
+            "(audEERING's licence allows research and education only)"
+        ) from e
+    level = PARALINGUISTIC[name]
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=getattr(opensmile.FeatureLevel, level)
+    )
+    rate, files = fs.config.sample_rate, fs.column("audio_file")
+    rows = np.flatnonzero(fs.has_audio)
+    if not len(rows):
+        raise FrontendError(f"no clip of {str(fs.root)!r} has audio: there is nothing for {name} to read")
+    out = None
+    bar = tqdm(total=len(rows), desc=f"embedding audio ({name})", unit="clip", disable=not progress, file=sys.stderr)
+    for i in rows:
+        path = Path(fs.root) / str(files[i])
+        try:
+            x = audio_window(decode_audio(path, rate), fs.config).numpy()
+        except DecodeError as e:
+            raise FrontendError(f"{path}: {e} (it decoded when the features were made: moved since?)") from e
+        y = smile.process_signal(x, rate).to_numpy(np.float32)  # (1, 88) or (frames, 25)
+        if level == "LowLevelDescriptors":
+            if len(y) < SPEECH_SEGMENTS:
+                raise FrontendError(f"the audio window gives {len(y)} openSMILE frames: raise --audio_seconds")
+            y = np.stack([part.mean(0) for part in np.array_split(y, SPEECH_SEGMENTS)])
+        if out is None:
+            out = np.zeros((len(fs), *y.shape), np.float32)
+        out[i] = np.nan_to_num(y)  # a descriptor undefined on a clip (no voiced frame) is 0, not NaN
+        bar.update(1)
+    bar.close()
+    record = {
+        "frontend": name,
+        "feature_set": "eGeMAPSv02",
+        "segments": int(out.shape[1]),
+        "opensmile": version("opensmile"),
+        "train_actors": [],  # hand-made features: nothing learnt
+    }
+    return out, record
+
+
 def segment_means(x, segments: int):
     """(B, L, T, E) -> (B, L, segments, E): the mean of each of `segments` near-equal stretches of T."""
     import torch
@@ -313,6 +379,8 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
         return _compute_speech(getattr(cfg, f"{stream}_frontend"), fs, progress)
     if getattr(cfg, f"{stream}_frontend") in IMAGE_ENCODERS:
         return _compute_image(getattr(cfg, f"{stream}_frontend"), fs, progress)
+    if getattr(cfg, f"{stream}_frontend") in PARALINGUISTIC:
+        return _compute_opensmile(getattr(cfg, f"{stream}_frontend"), fs, progress)
     import torch
     from tqdm import tqdm
 

@@ -135,13 +135,16 @@ class EmbeddedStream(nn.Module):
     layers are first mixed into one (T', E): each layer normalised, then summed with softmax weights the
     head learns (`layer_mix="learnt"`, SUPERB's recipe; they start equal), or the last layer alone."""
 
-    def __init__(self, shape: int | tuple[int, ...], dim: int, layer_mix: str = "learnt"):
+    def __init__(self, shape: int | tuple[int, ...], dim: int, layer_mix: str = "learnt", standardise: bool = False):
+        """`standardise`: each feature to zero mean and unit variance over the training clips (BatchNorm's
+        statistics) instead of LayerNorm within a token: for hand-made features of many scales (eGeMAPS:
+        semitones, dB, ratios), where LayerNorm would let the largest drown the rest."""
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.layers = shape[0] if len(shape) == 3 else 0
         self.layer_mix = layer_mix
         self.layer_logits = nn.Parameter(torch.zeros(self.layers)) if self.layers and layer_mix == "learnt" else None
-        self.norm = nn.LayerNorm(shape[-1])
+        self.norm = nn.BatchNorm1d(shape[-1]) if standardise else nn.LayerNorm(shape[-1])
         self.proj = nn.Linear(shape[-1], dim)
 
     def layer_weights(self) -> torch.Tensor | None:
@@ -157,6 +160,13 @@ class EmbeddedStream(nn.Module):
         if self.layers:
             x = F.layer_norm(x, x.shape[-1:])  # layers differ in scale by orders of magnitude
             x = torch.einsum("l,blte->bte", self.layer_weights().to(x.device), x)
+        if isinstance(self.norm, nn.BatchNorm1d):  # over (batch x tokens), per feature
+            flat = x.flatten(0, 1)
+            if self.training and len(flat) == 1:  # one value has no variance: its running statistics
+                flat = F.batch_norm(flat, self.norm.running_mean, self.norm.running_var, self.norm.weight,
+                                    self.norm.bias, training=False, eps=self.norm.eps)  # fmt: skip
+                return self.proj(flat.view(x.shape))
+            return self.proj(self.norm(flat).view(x.shape))
         return self.proj(self.norm(x))
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from emo.config import TrainConfig
+from emo.config import PARALINGUISTIC_FRONTENDS, TrainConfig
 from emo.models.encoders import AudioEncoder, EmbeddedStream, VideoEncoder
 
 MODELS: dict[str, type[FusionModel]] = {}
@@ -64,7 +64,8 @@ class FusionModel(nn.Module):
             if cfg.frozen(stream) and stream not in dims:
                 raise ValueError(f"the {stream} stream reads frozen embeddings: build_model needs their shape")
         if "audio" in self.streams and cfg.frozen("audio"):
-            self.audio = EmbeddedStream(dims["audio"], d, cfg.layer_mix)
+            hand_made = cfg.audio_frontend in PARALINGUISTIC_FRONTENDS
+            self.audio = EmbeddedStream(dims["audio"], d, cfg.layer_mix, standardise=hand_made)
         elif "audio" in self.streams:
             self.audio = AudioEncoder(cfg.use_resnet_audio, cfg.freq_mask, cfg.time_mask, d, cfg.audio_width)
         if "video" in self.streams and cfg.frozen("video"):
