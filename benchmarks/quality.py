@@ -343,8 +343,10 @@ def main(argv=None) -> None:
     if encoders is not None and not {"audio", "video"} <= set(ns.methods):
         raise SystemExit("error: --frozen-encoders trains the audio and video runs first: keep both in --methods")
     jobs = plan(ns, overrides, encoders)
-    for set_name in ns.sets:  # build or check the caches once, before the workers read them
-        load_data(TrainConfig(**recipe(set_name, ns.speech_root)), progress=True)
+    # Build or check the caches (the features, and the embeddings of a front end given by --set) once,
+    # before the workers read them.
+    for set_name in ns.sets:
+        load_data(TrainConfig(**{**recipe(set_name, ns.speech_root), **overrides}), progress=True)
     workers = ns.workers or usable_cores()
     print(f"{len(jobs)} runs on {workers} worker(s)", flush=True)
     rows, t0 = [], time.perf_counter()
