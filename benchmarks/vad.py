@@ -48,9 +48,8 @@ def _sox_span(x: torch.Tensor) -> tuple[float, float]:
 
 
 def _silero_span(x: torch.Tensor) -> tuple[float, float]:
-    from silero_vad import get_speech_timestamps
-
-    spans = get_speech_timestamps(x, F._silero(), sampling_rate=RATE)
+    model, speech_timestamps = F._silero()
+    spans = speech_timestamps(x, model, sampling_rate=RATE)
     return (spans[0]["start"] / RATE, spans[-1]["end"] / RATE) if spans else (0.0, x.numel() / RATE)
 
 

@@ -121,12 +121,27 @@ def test_mtcnn_and_the_haar_cascade_find_the_same_faces_and_haar_stands_in_when_
 
 
 @requires_speech16k
-def test_silero_vad_trims_real_speech_and_the_window_starts_at_it():
+def test_silero_vad_trims_real_speech_and_the_window_starts_at_it(monkeypatch):
     """silero-vad (its model ships in the wheel) finds the statement of a real clip: after the ~1 s of
-    silence RAVDESS clips open with, and the log-mel window then starts there, not at the fixed offset."""
+    silence RAVDESS clips open with, and the log-mel window then starts there, not at the fixed offset.
+    Importing silero-vad sets torch's threads to 1 for the whole process: ours keeps its own."""
+    import sys
+
     import torch
 
     from emo.data import features as F
+
+    for name in [m for m in sys.modules if m == "silero_vad" or m.startswith("silero_vad.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh here, with its side effect
+    F._silero.cache_clear()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        F._silero()
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+        F._silero.cache_clear()
 
     path = next((RAVDESS / "speech16k").rglob("03-01-05-01-01-01-*.wav"))  # angry, "Kids are talking..."
     wave = decode_audio(path, 16_000)

@@ -93,17 +93,20 @@ def _vad_trim(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
 
 @cache
 def _silero():
-    from silero_vad import load_silero_vad  # its JIT model ships in the wheel
-
-    return load_silero_vad()
+    """silero-vad's model (its JIT file ships in the wheel) and its `get_speech_timestamps`."""
+    threads = torch.get_num_threads()
+    try:
+        import silero_vad  # sets torch's threads to 1 for the whole process when first imported
+    finally:
+        torch.set_num_threads(threads)  # the rest of this process (training, too) keeps its own
+    return silero_vad.load_silero_vad(), silero_vad.get_speech_timestamps
 
 
 def _silero_trim(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """From the start of the first stretch silero-vad calls speech to the end of the last (its default
     threshold and 30 ms padding); a clip it finds no speech in is kept whole."""
-    from silero_vad import get_speech_timestamps
-
-    spans = get_speech_timestamps(x, _silero(), sampling_rate=sample_rate)
+    model, speech_timestamps = _silero()
+    spans = speech_timestamps(x, model, sampling_rate=sample_rate)
     return x[spans[0]["start"] : spans[-1]["end"]] if spans else x
 
 
