@@ -129,7 +129,8 @@ def resolve(argv: list[str] | None) -> dict:
         # --max-failures too: Tune restores the FailureConfig it pickled with the experiment, and each
         # restored trial keeps its own retry limit, so a new value would be silently ignored.
         grow_to = flags.pop("num_samples")
-        changed = [k for k in (*base, *(k for k, v in flags.items() if v is not None))]
+        given_flags = [k for k in base if k != "features"] + list(base.get("features", {}))  # each by its flag
+        changed = [*given_flags, *(k for k, v in flags.items() if v is not None)]
         changed += ["methods"] if args.methods and tuple(args.methods) != saved.methods else []
         if changed:
             fail(

@@ -701,9 +701,12 @@ def test_resume_refuses_flags_that_would_change_the_sweep(tmp_path):
     from sweeps.store import write_sweep
 
     write_sweep(str(tmp_path), SweepSpec(name="old", methods=("gated",), fixed={}, num_samples=1, max_epochs=1))
-    res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--max-epochs", "9", "--lr", "1e-4")
+    res = _cli("--resume", "--name", "old", "--storage-path", str(tmp_path), "--max-epochs", "9", "--lr", "1e-4",
+               "--n_mels", "48")  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip() == "error: --resume continues sweep 'old' with its own settings; drop --lr, --max-epochs"
+    assert res.stderr.strip() == (
+        "error: --resume continues sweep 'old' with its own settings; drop --lr, --n-mels, --max-epochs"
+    )
 
 
 def test_resume_continues_where_sweep_json_is_and_refuses_max_failures(tmp_path, capsys):

@@ -59,6 +59,7 @@ SPEECH_ENCODERS = {
     "hubert_base": ("HUBERT_BASE", "hubert_fairseq_base_ls960.pth"),
     "wavlm_base_plus": ("WAVLM_BASE_PLUS", "wavlm_base_plus.pth"),
 }
+SPEECH_RATE = 16_000  # what all three were trained on
 # Pretrained image encoders, on every face-cropped frame: torchvision's model, its ImageNet weights
 # enum and the file they download into torch's hub cache.
 IMAGE_ENCODERS = {
@@ -68,7 +69,6 @@ IMAGE_ENCODERS = {
 _IMAGE_BATCH = 8  # clips (x their frames)
 # openSMILE's feature level for each paralinguistic front end (eGeMAPSv02, the optional extra).
 PARALINGUISTIC = {"egemaps": "Functionals", "egemaps_lld": "LowLevelDescriptors"}
-SPEECH_RATE = 16_000  # what all three were trained on
 # Every transformer layer's output, mean-pooled over this many equal stretches of the clip's window: a
 # short sequence per layer, so that the gate and cross-attention still see time (1 would be SUPERB's
 # utterance-level mean).
