@@ -16,7 +16,7 @@ from typing import Any
 from ray import tune
 from ray.tune.search.sample import Domain
 
-from emo.config import TrainConfig
+from emo.config import SPEECH_FRONTENDS, TrainConfig
 
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _DEFAULTS = TrainConfig()
@@ -40,6 +40,8 @@ MODALITY_DROPOUT: dict[str, Domain] = {
 
 # Model size: searched only by a sweep that minimises a cost beside Macro-F1 (--objectives f1,params,
 # ...), where the size is what the cost buys. Every value divides by attn_heads (4) for xattn.
+# Over a pretrained speech encoder: a learnt softmax mix of its layers (SUPERB) or the last layer alone.
+LAYER_MIX: dict[str, Domain] = {"layer_mix": tune.choice(["learnt", "last"])}
 SIZE: dict[str, Domain] = {
     "embed_dim": tune.choice([32, 64, 128, 256]),  # the fusion heads' width; default 128
     "audio_width": tune.choice([8, 16, 32, 64]),  # the light audio CNN's first block; default 32, demo 8
@@ -86,10 +88,14 @@ class SearchSpace:
         )
 
     def without_frozen(self) -> SearchSpace:
-        """This space less the keys of encoders that a frozen front end replaces (ENCODER_KEYS)."""
+        """This space less the keys of encoders that a frozen front end replaces (ENCODER_KEYS); over a
+        pretrained speech encoder, its layer mix is searched (LAYER_MIX) unless given."""
         cfg = TrainConfig(**{**self.fixed, "fusion": self.method})
         drop = {k for s in cfg.streams if cfg.frozen(s) for k in ENCODER_KEYS[s]}
-        return SearchSpace(self.method, {k: v for k, v in self.params.items() if k not in drop}, self.fixed, self.base)
+        params = {k: v for k, v in self.params.items() if k not in drop}
+        if "audio" in cfg.streams and cfg.audio_frontend in SPEECH_FRONTENDS and "layer_mix" not in self.fixed:
+            params.update(LAYER_MIX)
+        return SearchSpace(self.method, params, self.fixed, self.base)
 
     def pin(self, values: dict[str, Any]) -> SearchSpace:
         """Fix some keys (e.g. `--lr 5e-4` on the command line): they leave the search."""

@@ -135,3 +135,8 @@ def test_a_sweep_over_frozen_encoders_searches_nothing_only_an_encoder_reads():
     frozen = sweep_space("gated", own, size=("embed_dim", "audio_width", "video_width"))
     assert set(frozen.params) == {"lr", "weight_decay", "dropout", "modality_dropout", "gate_bias", "embed_dim"}
     assert "freq_mask" in sweep_space("gated", {k: v for k, v in own.items() if k.startswith("video")}).params
+    # Over a pretrained speech encoder the layer mix is searched too, from the recipe's learnt mix, unless given.
+    speech = sweep_space("gated", {"audio_frontend": "wavlm_base_plus"})
+    assert "layer_mix" in speech.params and "freq_mask" not in speech.params and speech.recipe["layer_mix"] == "learnt"
+    assert "layer_mix" not in sweep_space("gated", {"audio_frontend": "wavlm_base_plus", "layer_mix": "last"}).params
+    assert "layer_mix" not in sweep_space("video", {"audio_frontend": "wavlm_base_plus"}).params
