@@ -278,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped {s['path']}: {s['reason']}")
     if cfg.features:
         print("features: the preset's, with " + ", ".join(f"{k}={v}" for k, v in cfg.features.items()), flush=True)
-    for stream, rec in data.frontends.items():
-        from emo.data.embeddings import describe
+    from emo.data.embeddings import describe
 
+    for stream, rec in data.frontends.items():
         print(f"{stream}: {describe(rec)}; trials train heads")
     if data.frontends:  # a trial would fail on it, and Tune retry it max_failures times: say it once now
         from emo.train import check_frontends

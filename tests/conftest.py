@@ -65,3 +65,19 @@ def learn_demo(tmp_path_factory):
     """6 actors of tiny features: enough clips (252 to train on, stratified) for every method to learn in
     seconds (tests/test_learning.py)."""
     return _tiny_set(tmp_path_factory, actors=6)
+
+
+@pytest.fixture
+def no_internet(monkeypatch, tmp_path):
+    """Every outgoing connection refused (wherever the test runs, internet or not), no proxy, and an
+    empty TORCH_HOME so that a download is tried; yields that TORCH_HOME."""
+    import socket
+
+    def refused(address, *args, **kwargs):
+        raise ConnectionRefusedError(f"[Errno 111] Connection refused (test: no internet to {address[0]})")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    return tmp_path / "torch"

@@ -258,27 +258,18 @@ def test_cli_bad_values_fail_cleanly(args, capsys):
         assert re.search(r"choose from .*" + ".*".join(FUSIONS), err), err
 
 
-def test_imagenet_weights_without_internet_fail_in_one_line(tmp_path, monkeypatch, capsys):
-    """torchvision's download is made to fail the way it does without the internet (every outgoing
-    connection refused, wherever this test runs), before the data loads (the data root does not even
-    exist), and main() reports it as one error line. An empty TORCH_HOME makes sure the download is tried."""
-    import socket
-
+def test_imagenet_weights_without_internet_fail_in_one_line(tmp_path, no_internet, capsys):
+    """torchvision's download is made to fail the way it does without the internet (conftest's
+    no_internet), before the data loads (the data root does not even exist), and main() reports it as
+    one error line."""
     from emo.train import main
 
-    def no_internet(address, *args, **kwargs):
-        raise ConnectionRefusedError(f"[Errno 111] Connection refused (test: no internet to {address[0]})")
-
-    monkeypatch.setattr(socket, "create_connection", no_internet)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(proxy, raising=False)
     with pytest.raises(SystemExit) as exit_:
         main(["--fusion", "video", "--video_weights", "imagenet", "--data_root", str(tmp_path / "no-data")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: ImageNet weights for ResNet18 could not be downloaded (")
-    assert "test: no internet" in err and not list((tmp_path / "torch").rglob("*.pth"))
+    assert "test: no internet" in err and not list(no_internet.rglob("*.pth"))
     assert err.endswith("): needs the internet once, or use --video_weights none\n"), err
 
 

@@ -187,21 +187,63 @@ def describe(rec: dict) -> str:
     )
 
 
+def _not_downloaded(name: str, file: str, error: OSError, instead: str) -> FrontendError:
+    """The one line for pretrained weights that could not be downloaded (no internet, say)."""
+    import torch
+
+    reason = " ".join(str(error).split())  # one line
+    return FrontendError(
+        f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
+        f"in {torch.hub.get_dir()}/checkpoints/{file}), or use {instead}"
+    )
+
+
+def _embed_rows(fs: FeatureSet, stream: str, name: str, batch: int, progress: bool, embed_batch) -> np.ndarray:
+    """`embed_batch(rows)` -> (len(rows), ...) float32, over every clip of `fs` that has `stream`, `batch`
+    clips at a time, with a progress bar: (N, ...) float32, zeros where a clip lacks the stream."""
+    import torch
+    from tqdm import tqdm
+
+    rows = np.flatnonzero(getattr(fs, f"has_{stream}"))
+    if not len(rows):
+        raise FrontendError(f"no clip of {str(fs.root)!r} has {stream}: there is nothing for {name} to read")
+    out = None
+    bar = tqdm(total=len(rows), desc=f"embedding {stream} ({name})", unit="clip", disable=not progress, file=sys.stderr)
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch):
+            idx = rows[start : start + batch]
+            y = embed_batch(idx)
+            if out is None:
+                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
+            out[idx] = y
+            bar.update(len(idx))
+    bar.close()
+    return out
+
+
+def _audio_window(fs: FeatureSet, row: int, rate: int):
+    """Clip `row`'s audio window (emo.data.features.audio_window: the stretch its log-mel covers), decoded
+    again from its source file at `rate`."""
+    from emo.data.decode import DecodeError, decode_audio
+    from emo.data.features import audio_window
+
+    path = Path(fs.root) / fs.table.column("audio_file")[int(row)].as_py()
+    try:
+        return audio_window(decode_audio(path, rate), fs.config.replace(sample_rate=rate))
+    except DecodeError as e:
+        raise FrontendError(f"{path}: {e} (it decoded when the features were made: moved since?)") from e
+
+
 def speech_model(name: str):
     """torchaudio's pretrained `name` (SPEECH_ENCODERS) in eval mode; its weights are downloaded on first
     use into torch's hub cache. Without the internet that download fails: one FrontendError line."""
-    import torch
     import torchaudio
 
     bundle, file = SPEECH_ENCODERS[name]
     try:
         return getattr(torchaudio.pipelines, bundle).get_model()
     except OSError as e:  # URLError, DNS failure, timeout, refused connection, disk full
-        reason = " ".join(str(e).split())  # one line
-        raise FrontendError(
-            f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
-            f"in {torch.hub.get_dir()}/checkpoints/{file}), or use --audio_frontend logmel"
-        ) from e
+        raise _not_downloaded(name, file, e, "--audio_frontend logmel") from e
 
 
 def image_model(name: str):
@@ -215,11 +257,7 @@ def image_model(name: str):
     try:
         model = getattr(torchvision.models, arch)(weights=getattr(getattr(torchvision.models, enum), member))
     except OSError as e:  # URLError, DNS failure, timeout, refused connection, disk full
-        reason = " ".join(str(e).split())  # one line
-        raise FrontendError(
-            f"the {name} weights could not be downloaded ({reason}): needs the internet once (they are kept "
-            f"in {torch.hub.get_dir()}/checkpoints/{file}), or use --video_frontend frames"
-        ) from e
+        raise _not_downloaded(name, file, e, "--video_frontend frames") from e
     model.fc = torch.nn.Identity()
     return model.eval()
 
@@ -228,7 +266,6 @@ def _compute_image(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarra
     """Every clip's face-cropped frames through the pretrained image encoder, normalised with ImageNet's
     statistics as it was trained: (N, frames, E) float32, E = 512 (ResNet18) or 2048 (ResNet50)."""
     import torch
-    from tqdm import tqdm
 
     from emo.models.encoders import IMAGENET_MEAN, IMAGENET_STD
     from emo.train import resolve_device
@@ -238,23 +275,14 @@ def _compute_image(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarra
     model.to(device)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    rows = np.flatnonzero(fs.has_video)
-    if not len(rows):
-        raise FrontendError(f"no clip of {str(fs.root)!r} has video: there is nothing for {name} to read")
-    out = None
-    bar = tqdm(total=len(rows), desc=f"embedding video ({name})", unit="clip", disable=not progress, file=sys.stderr)
-    with torch.inference_mode():
-        for start in range(0, len(rows), _IMAGE_BATCH):
-            idx = rows[start : start + _IMAGE_BATCH]
-            frames = torch.from_numpy(np.asarray(fs.video[idx])).to(device)  # (B, T, S, S, 3) uint8
-            b, t = frames.shape[:2]
-            x = frames.flatten(0, 1).permute(0, 3, 1, 2).float().div(255)  # (B*T, 3, S, S)
-            y = model((x - mean) / std).float().view(b, t, -1).cpu().numpy()
-            if out is None:
-                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
-            out[idx] = y
-            bar.update(len(idx))
-    bar.close()
+
+    def frames_of(idx):
+        frames = torch.from_numpy(np.asarray(fs.video[idx])).to(device)  # (B, T, S, S, 3) uint8
+        b, t = frames.shape[:2]
+        x = frames.flatten(0, 1).permute(0, 3, 1, 2).float().div(255)  # (B*T, 3, S, S)
+        return model((x - mean) / std).float().view(b, t, -1).cpu().numpy()
+
+    out = _embed_rows(fs, "video", name, _IMAGE_BATCH, progress, frames_of)
     return out, {"frontend": name, "weights": IMAGE_ENCODERS[name][3], "train_actors": []}  # ImageNet's pictures
 
 
@@ -263,11 +291,6 @@ def _compute_opensmile(name: str, fs: FeatureSet, progress: bool) -> tuple[np.nd
     functionals, (N, 1, 88), or the 25 low-level descriptors (10 ms frames) mean-pooled over
     SPEECH_SEGMENTS stretches, (N, segments, 25). One clip at a time on the CPU (openSMILE is C++)."""
     from importlib.metadata import version
-
-    from tqdm import tqdm
-
-    from emo.data.decode import DecodeError, decode_audio
-    from emo.data.features import audio_window
 
     try:
         import opensmile
@@ -280,28 +303,17 @@ def _compute_opensmile(name: str, fs: FeatureSet, progress: bool) -> tuple[np.nd
     smile = opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=getattr(opensmile.FeatureLevel, level)
     )
-    rate, files = fs.config.sample_rate, fs.column("audio_file")
-    rows = np.flatnonzero(fs.has_audio)
-    if not len(rows):
-        raise FrontendError(f"no clip of {str(fs.root)!r} has audio: there is nothing for {name} to read")
-    out = None
-    bar = tqdm(total=len(rows), desc=f"embedding audio ({name})", unit="clip", disable=not progress, file=sys.stderr)
-    for i in rows:
-        path = Path(fs.root) / str(files[i])
-        try:
-            x = audio_window(decode_audio(path, rate), fs.config).numpy()
-        except DecodeError as e:
-            raise FrontendError(f"{path}: {e} (it decoded when the features were made: moved since?)") from e
-        y = smile.process_signal(x, rate).to_numpy(np.float32)  # (1, 88) or (frames, 25)
+
+    def descriptors_of(idx):  # one clip (openSMILE takes one signal)
+        y = smile.process_signal(_audio_window(fs, idx[0], fs.config.sample_rate).numpy(), fs.config.sample_rate)
+        y = y.to_numpy(np.float32)  # (1, 88) or (frames, 25)
         if level == "LowLevelDescriptors":
             if len(y) < SPEECH_SEGMENTS:
                 raise FrontendError(f"the audio window gives {len(y)} openSMILE frames: raise --audio_seconds")
             y = np.stack([part.mean(0) for part in np.array_split(y, SPEECH_SEGMENTS)])
-        if out is None:
-            out = np.zeros((len(fs), *y.shape), np.float32)
-        out[i] = np.nan_to_num(y)  # a descriptor undefined on a clip (no voiced frame) is 0, not NaN
-        bar.update(1)
-    bar.close()
+        return np.nan_to_num(y)[None]  # a descriptor undefined on a clip (no voiced frame) is 0, not NaN
+
+    out = _embed_rows(fs, "audio", name, 1, progress, descriptors_of)
     record = {
         "frontend": name,
         "feature_set": "eGeMAPSv02",
@@ -328,39 +340,19 @@ def _compute_speech(name: str, fs: FeatureSet, progress: bool) -> tuple[np.ndarr
     """Every clip's audio window (the stretch its log-mel covers, at 16 kHz) through the pretrained speech
     encoder: each transformer layer's output, mean-pooled per stretch: (N, layers, segments, E) float32."""
     import torch
-    from tqdm import tqdm
 
-    from emo.data.decode import DecodeError, decode_audio
-    from emo.data.features import audio_window
     from emo.train import resolve_device
 
     model = speech_model(name)
     device = resolve_device("auto")
     model.to(device).eval()
-    window = fs.config.replace(sample_rate=SPEECH_RATE)  # the same seconds, at the encoder's rate
-    files = fs.column("audio_file")
-    rows = np.flatnonzero(fs.has_audio)
-    if not len(rows):
-        raise FrontendError(f"no clip of {str(fs.root)!r} has audio: there is nothing for {name} to read")
-    out = None
-    bar = tqdm(total=len(rows), desc=f"embedding audio ({name})", unit="clip", disable=not progress, file=sys.stderr)
-    with torch.inference_mode():
-        for start in range(0, len(rows), _SPEECH_BATCH):
-            idx = rows[start : start + _SPEECH_BATCH]
-            waves = []
-            for i in idx:
-                path = Path(fs.root) / str(files[i])
-                try:
-                    waves.append(audio_window(decode_audio(path, SPEECH_RATE), window))
-                except DecodeError as e:
-                    raise FrontendError(f"{path}: {e} (it decoded when the features were made: moved since?)") from e
-            layers, _ = model.extract_features(torch.stack(waves).to(device))  # one (B, T, E) per layer
-            y = segment_means(torch.stack(layers, 1), SPEECH_SEGMENTS).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
-            out[idx] = y
-            bar.update(len(idx))
-    bar.close()
+
+    def layers_of(idx):
+        waves = torch.stack([_audio_window(fs, i, SPEECH_RATE) for i in idx])
+        layers, _ = model.extract_features(waves.to(device))  # one (B, T, E) per layer
+        return segment_means(torch.stack(layers, 1), SPEECH_SEGMENTS).float().cpu().numpy()
+
+    out = _embed_rows(fs, "audio", name, _SPEECH_BATCH, progress, layers_of)
     record = {
         "frontend": name,
         "weights": SPEECH_ENCODERS[name][1],
@@ -382,7 +374,6 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
     if getattr(cfg, f"{stream}_frontend") in PARALINGUISTIC:
         return _compute_opensmile(getattr(cfg, f"{stream}_frontend"), fs, progress)
     import torch
-    from tqdm import tqdm
 
     from emo.checkpoint import BEST_FILE, STATE_FILE, load_checkpoint
     from emo.models import build_model
@@ -423,22 +414,11 @@ def _compute(cfg: TrainConfig, stream: str, fs: FeatureSet, progress: bool) -> t
     device = resolve_device("auto")
     encoder.to(device)
     features = getattr(fs, stream)
-    rows = np.flatnonzero(getattr(fs, f"has_{stream}"))
-    out = None
-    bar = tqdm(total=len(rows), desc=f"embedding {stream}", unit="clip", disable=not progress, file=sys.stderr)
-    with torch.inference_mode():
-        for start in range(0, len(rows), _BATCH):
-            idx = rows[start : start + _BATCH]
-            y = encoder(torch.from_numpy(np.asarray(features[idx])).to(device)).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(fs), *y.shape[1:]), np.float32)
-            out[idx] = y
-            bar.update(len(idx))
-    bar.close()
-    if out is None:
-        raise FrontendError(
-            f"no clip of {str(fs.root)!r} has {stream}: there is nothing for the {stream} encoder to read"
-        )
+
+    def encoded(idx):
+        return encoder(torch.from_numpy(np.asarray(features[idx])).to(device)).float().cpu().numpy()
+
+    out = _embed_rows(fs, stream, f"the {stream} encoder", _BATCH, progress, encoded)
     record = {
         "frontend": "own",
         "encoder": str(folder.resolve()),

@@ -142,7 +142,6 @@ class EmbeddedStream(nn.Module):
         super().__init__()
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.layers = shape[0] if len(shape) == 3 else 0
-        self.layer_mix = layer_mix
         self.layer_logits = nn.Parameter(torch.zeros(self.layers)) if self.layers and layer_mix == "learnt" else None
         self.norm = nn.BatchNorm1d(shape[-1]) if standardise else nn.LayerNorm(shape[-1])
         self.proj = nn.Linear(shape[-1], dim)
@@ -157,9 +156,11 @@ class EmbeddedStream(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
-        if self.layers:
+        if self.layers and self.layer_logits is None:  # the last layer alone
+            x = F.layer_norm(x[:, -1], x.shape[-1:])
+        elif self.layers:
             x = F.layer_norm(x, x.shape[-1:])  # layers differ in scale by orders of magnitude
-            x = torch.einsum("l,blte->bte", self.layer_weights().to(x.device), x)
+            x = torch.einsum("l,blte->bte", self.layer_logits.softmax(0), x)
         if isinstance(self.norm, nn.BatchNorm1d):  # over (batch x tokens), per feature
             flat = x.flatten(0, 1)
             if self.training and len(flat) == 1:  # one value has no variance: its running statistics
